@@ -1,0 +1,71 @@
+"""Evaluation: logits in batches, per-task accuracy, mean and SEM over seeds."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from plr_jax import classifier as classifier_lib
+from plr_jax import config as config_lib
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _predict(arch: config_lib.ArchConfig, params, features):
+  logits = classifier_lib.Classifier(arch).apply(
+      {'params': params}, features, 0,
+      method=classifier_lib.Classifier.classify_from)
+  return jnp.argmax(logits, axis=-1)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _extract(arch: config_lib.ArchConfig, variables, images):
+  return classifier_lib.Classifier(arch).apply(
+      variables, images, method=classifier_lib.Classifier.extract)
+
+
+def _batched(fn, inputs: np.ndarray, batch_size: int) -> np.ndarray:
+  """Applies `fn` in fixed-size batches (the last one padded): one compile."""
+  out = []
+  for start in range(0, len(inputs), batch_size):
+    chunk = inputs[start:start + batch_size]
+    pad = batch_size - len(chunk) if len(inputs) > batch_size else 0
+    if pad:
+      chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:],
+                                              chunk.dtype)])
+    out.append(np.asarray(fn(chunk))[:len(chunk) - pad])
+  return np.concatenate(out)
+
+
+def extract_features(arch: config_lib.ArchConfig, variables,
+                     images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+  """Level-0 features [N, D_0] of images [N, H, W, C], frozen extractor.
+
+  Computed once per image and reused for every iteration and every task.
+  """
+  return _batched(lambda x: _extract(arch, variables, x),
+                  np.asarray(images, np.float32), batch_size)
+
+
+def predict(arch: config_lib.ArchConfig, params, features: np.ndarray,
+            batch_size: int = 4096) -> np.ndarray:
+  """Argmax over all head outputs for level-0 features [N, D_0]."""
+  return _batched(lambda x: _predict(arch, params, x),
+                  np.asarray(features, np.float32), batch_size)
+
+
+def task_accuracies(arch: config_lib.ArchConfig, params, features: np.ndarray,
+                    labels: np.ndarray, tasks: np.ndarray,
+                    num_tasks: int) -> np.ndarray:
+  """Accuracy on each task's test examples, [num_tasks], in [0, 1]."""
+  correct = predict(arch, params, features) == np.asarray(labels)
+  return np.array([correct[tasks == t].mean() if np.any(tasks == t)
+                   else np.nan for t in range(num_tasks)])
+
+
+def mean_and_sem(values) -> tuple[float, float]:
+  """Mean and standard error of the mean (0 for a single value)."""
+  values = np.asarray(values, np.float64)
+  if values.size < 2:
+    return float(values.mean()), 0.0
+  return float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size))

@@ -1,0 +1,68 @@
+"""Optimizers and per-layer gated updates.
+
+PLR's partial updates need more than `stop_gradient`: a layer that gets a zero
+gradient still moves under Adam once its moments are non-zero, and its moments
+decay. A *gate* per layer (top-level parameter name) says whether the layer
+takes part in a step; a closed gate leaves the layer's parameters and its
+optimizer state bit-for-bit as they were. Gates are boolean arrays, so they
+can change from step to step without recompiling.
+"""
+
+from typing import Any, Mapping
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+Params = Any
+
+
+def adam(learning_rate: float = 1e-4, b1: float = 0.9,
+         b2: float = 0.999) -> optax.GradientTransformation:
+  """The paper's optimizer: Adam(1e-4, (0.9, 0.999)), eps as in PyTorch."""
+  return optax.adam(learning_rate, b1=b1, b2=b2, eps=1e-8)
+
+
+def gate_tree(params: Params, gates: Mapping[str, Any]) -> Params:
+  """A params-shaped tree holding each leaf's layer gate.
+
+  Args:
+    params: a dict of layers (top-level names such as `fc_1`).
+    gates: bool (array or Python) per top-level name; every layer of
+      `params` must be covered, so a renamed layer cannot slip through.
+  """
+  missing = sorted(set(params) - set(gates))
+  if missing:
+    raise ValueError(f'no gate for layers {missing}; gates cover '
+                     f'{sorted(gates)}')
+  return {name: jax.tree.map(lambda _, g=jnp.asarray(gates[name]): g, sub)
+          for name, sub in params.items()}
+
+
+def gated_update(tx: optax.GradientTransformation, grads: Params,
+                 params: Params, opt_state: optax.OptState,
+                 gates: Mapping[str, Any]) -> tuple[Params, optax.OptState]:
+  """One optimizer step in which layers with a closed gate do not change.
+
+  Args:
+    tx: an optax transformation whose state holds params-shaped trees (Adam,
+      SGD with momentum, ...); its step counters advance as usual.
+    grads, params, opt_state: as for `tx.update`.
+    gates: bool per top-level layer name (see `gate_tree`).
+
+  Returns:
+    New parameters and optimizer state.
+  """
+  updates, new_state = tx.update(grads, opt_state, params)
+  new_params = optax.apply_updates(params, updates)
+  param_gates = gate_tree(params, gates)
+  state_gates = optax.tree_utils.tree_map_params(
+      tx, lambda _, g: g, opt_state, param_gates,
+      transform_non_params=lambda _: None)
+  select = lambda g, new, old: new if g is None else jnp.where(g, new, old)
+  new_params = jax.tree.map(select, param_gates, new_params, params)
+  new_state = jax.tree.map(select, state_gates, new_state, opt_state,
+                           is_leaf=lambda x: x is None)
+  chex.assert_trees_all_equal_shapes_and_dtypes(new_state, opt_state)
+  return new_params, new_state

@@ -1,0 +1,72 @@
+"""Replay batches: what the previous task's networks hand to the current one.
+
+A `ReplayBatch` carries the features of every level for each replayed sample
+and the previous classifier's logits on it (the soft targets). It comes from
+the previous generator (generative PLR) or from a buffer of stored samples
+whose representations the previous classifier recomputes (Table 1).
+"""
+
+import flax
+import jax
+import jax.numpy as jnp
+
+from plr_jax import classifier as classifier_lib
+from plr_jax import config as config_lib
+from plr_jax import generator as generator_lib
+
+
+@flax.struct.dataclass
+class ReplayBatch:
+  """Replayed samples at every level, with their soft targets.
+
+  Attributes:
+    levels: features of every level, level 0 first, each [R, D_n].
+    logits: the previous classifier's logits on the level-0 sample [R, C].
+  """
+  levels: tuple[jax.Array, ...]
+  logits: jax.Array
+
+
+def generative(arch: config_lib.ArchConfig, generator_params, classifier_params,
+               key: jax.Array, class_mask: jax.Array, num: int) -> ReplayBatch:
+  """Samples `num` replays from a (previous) generator and labels them.
+
+  Classes are drawn uniformly from `class_mask` (the earlier tasks' classes),
+  z from their prior modes, and every level is decoded.
+  """
+  _, levels = generator_lib.Generator(arch).apply(
+      {'params': generator_params}, key, class_mask, num,
+      method=generator_lib.Generator.sample)
+  levels = jax.lax.stop_gradient(levels)
+  logits = classifier_lib.Classifier(arch).apply(
+      {'params': classifier_params}, levels[0], 0,
+      method=classifier_lib.Classifier.classify_from)
+  return ReplayBatch(levels=levels, logits=jax.lax.stop_gradient(logits))
+
+
+def from_buffer(arch: config_lib.ArchConfig, classifier_params,
+                features: jax.Array, key: jax.Array, num: int) -> ReplayBatch:
+  """Draws `num` stored level-0 samples and recomputes their representations.
+
+  Args:
+    arch: the architecture.
+    classifier_params: the previous classifier, which gives the levels and
+      soft targets.
+    features: the buffer's level-0 features [M, D_0].
+    key: PRNG key for the draw (with replacement).
+    num: replay batch size (static).
+  """
+  rows = jax.random.randint(key, (num,), 0, features.shape[0])
+  logits, levels = classifier_lib.Classifier(arch).apply(
+      {'params': classifier_params}, features[rows],
+      method=classifier_lib.Classifier.levels)
+  return ReplayBatch(levels=jax.lax.stop_gradient(levels),
+                     logits=jax.lax.stop_gradient(logits))
+
+
+def empty(arch: config_lib.ArchConfig, num: int,
+          dtype=jnp.float32) -> ReplayBatch:
+  """Zeros shaped like a replay batch (for steps where nothing is replayed)."""
+  return ReplayBatch(
+      levels=tuple(jnp.zeros((num, d), dtype) for d in arch.level_dims),
+      logits=jnp.zeros((num, arch.num_classes), dtype))

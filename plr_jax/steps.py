@@ -1,0 +1,333 @@
+"""Pure, jit-compiled PLR train steps built by factories.
+
+Each factory closes over what fixes the shapes (architecture, strategy, batch
+sizes) and returns `step(state, ...) -> (state, metrics)`. The task number and
+the class masks are array arguments (`TaskInfo`), so one compilation serves
+every task, and a step can run inside `lax.scan` over iterations and under
+`vmap` over seeds.
+
+A replay slice at level n is fed to `classify_from(level=n)`: it never runs
+fc_1 .. fc_n, and `stop_gradient` keeps gradients out of the generator. Layer
+gates (`optim.gated_update`) make sure a layer that received no data in a step
+keeps its parameters and Adam moments.
+"""
+
+from typing import Any, Callable, Mapping
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from plr_jax import classifier as classifier_lib
+from plr_jax import config as config_lib
+from plr_jax import generator as generator_lib
+from plr_jax import losses
+from plr_jax import optim
+from plr_jax import replay as replay_lib
+from plr_jax import strategy as strategy_lib
+
+Classifier = classifier_lib.Classifier
+Generator = generator_lib.Generator
+Metrics = dict[str, jax.Array]
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Parameters and optimizer state of one network."""
+  params: Any
+  opt_state: Any
+
+  @classmethod
+  def create(cls, params, tx: optax.GradientTransformation) -> 'TrainState':
+    return cls(params=params, opt_state=tx.init(params))
+
+
+@flax.struct.dataclass
+class TaskInfo:
+  """What changes between tasks, as arrays.
+
+  Attributes:
+    task: 1-based task number t, int32 scalar.
+    active: bool [C], the classes seen so far (current task included).
+    replayed: bool [C], the classes of earlier tasks.
+  """
+  task: jax.Array
+  active: jax.Array
+  replayed: jax.Array
+
+
+@flax.struct.dataclass
+class Batch:
+  """Current data: level-0 features [B, D_0] (or images) and labels [B]."""
+  x: jax.Array
+  y: jax.Array
+
+
+@flax.struct.dataclass
+class PLRState:
+  """Everything a generative PLR run carries from one iteration to the next.
+
+  Attributes:
+    classifier: hidden stack and head (no extractor when trained on cached
+      level-0 features).
+    generator: the VAE.
+    prev_classifier: parameters at the end of the previous task.
+    prev_generator: likewise.
+    key: the run's PRNG key; each iteration folds in `step`.
+    step: iterations done so far, int32 scalar.
+  """
+  classifier: TrainState
+  generator: TrainState
+  prev_classifier: Any
+  prev_generator: Any
+  key: jax.Array
+  step: jax.Array
+
+
+def task_info(task: int, class_order: np.ndarray, num_tasks: int) -> TaskInfo:
+  """`TaskInfo` for task `task` (1-based) of a class-incremental split.
+
+  Args:
+    task: 1-based task number.
+    class_order: permutation of all classes; task t gets the t-th equal
+      consecutive group.
+    num_tasks: number of tasks the classes are split into.
+  """
+  class_order = np.asarray(class_order)
+  per_task = len(class_order) // num_tasks
+  active = np.zeros(len(class_order), bool)
+  active[class_order[:task * per_task]] = True
+  replayed = np.zeros(len(class_order), bool)
+  replayed[class_order[:(task - 1) * per_task]] = True
+  return TaskInfo(task=jnp.asarray(task, jnp.int32),
+                  active=jnp.asarray(active), replayed=jnp.asarray(replayed))
+
+
+def classifier_gates(arch: config_lib.ArchConfig, slices: tuple[int, ...],
+                     with_current: bool, train_extractor: bool
+                     ) -> dict[str, bool]:
+  """Which classifier layers receive data in a step (static).
+
+  fc_j sees current data and the replay slices of levels < j; the head sees
+  every slice.
+  """
+  gates = {'extractor': with_current and train_extractor}
+  for j in range(1, arch.num_levels + 1):
+    gates[f'fc_{j}'] = with_current or sum(slices[:j]) > 0
+  gates['head'] = with_current or sum(slices) > 0
+  return gates
+
+
+def _combine_gates(static: Mapping[str, bool], params,
+                   trainable: Mapping[str, jax.Array] | None):
+  trainable = trainable or {}
+  return {name: jnp.logical_and(static.get(name, True),
+                                trainable.get(name, True))
+          for name in params}
+
+
+def make_classifier_step(
+    arch: config_lib.ArchConfig, tx: optax.GradientTransformation,
+    strategy: strategy_lib.Strategy, replay_size: int, *,
+    inputs: str = 'features', with_current: bool = True, jit: bool = True,
+) -> Callable[..., tuple[TrainState, Metrics]]:
+  """Builds `step(state, batch, replay, info, trainable=None)`.
+
+  Args:
+    arch: the architecture.
+    tx: the classifier's optimizer.
+    strategy: fractions per level; slice n of the replay batch (rows in level
+      order) is injected at level n.
+    replay_size: rows of every replay batch.
+    inputs: `"features"` (level-0 features) or `"images"` (runs the extractor,
+      in inference mode, and trains it unless its gate is closed).
+    with_current: False builds a replay-only step (`batch` is ignored).
+    jit: return the step jit-compiled, state donated.
+
+  Returns:
+    The step. `replay=None` leaves replay out (a separate trace).
+    `trainable` maps layer names to bool arrays that close gates, e.g. to
+    freeze layers after the first task.
+  """
+  if inputs not in ('features', 'images'):
+    raise ValueError(f'inputs must be "features" or "images", got {inputs!r}')
+  strategy = strategy_lib.check_strategy(strategy, arch)
+  slices = strategy_lib.split_batch(strategy, replay_size)
+  model = Classifier(arch)
+
+  def replay_loss(params, replay: replay_lib.ReplayBatch, info: TaskInfo):
+    outs, offset = [], 0
+    for level, size in enumerate(slices):
+      if size:
+        h = jax.lax.stop_gradient(replay.levels[level][offset:offset + size])
+        outs.append(model.apply({'params': params}, h, level,
+                                method=Classifier.classify_from))
+        offset += size
+    logits = jnp.concatenate(outs)
+    return jnp.mean(losses.distillation(logits, replay.logits, info.replayed))
+
+  def loss_fn(params, extra, batch: Batch, replay, info: TaskInfo):
+    current_weight, replay_weight = losses.task_weights(info.task)
+    metrics = {}
+    loss = 0.0
+    if with_current:
+      if inputs == 'images':
+        logits = model.apply({'params': params, **extra}, batch.x)
+      else:
+        logits = model.apply({'params': params}, batch.x, 0,
+                             method=Classifier.classify_from)
+      current = jnp.mean(losses.cross_entropy(logits, batch.y, info.active))
+      metrics['current_loss'] = current
+      loss += current_weight * current
+    if replay is not None:
+      if replay.logits.shape[0] != replay_size:
+        raise ValueError(f'replay batch has {replay.logits.shape[0]} rows, '
+                         f'the step was built for {replay_size}')
+      replayed = jax.lax.cond(info.task > 1, replay_loss,
+                              lambda *_: jnp.zeros(()), params, replay, info)
+      metrics['replay_loss'] = replayed
+      loss += replay_weight * replayed
+    metrics['loss'] = loss
+    return loss, metrics
+
+  def step(state: TrainState, batch: Batch | None,
+           replay: replay_lib.ReplayBatch | None, info: TaskInfo,
+           trainable: Mapping[str, jax.Array] | None = None,
+           extra: Mapping[str, Any] | None = None):
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(
+        state.params, extra or {}, batch, replay, info)
+    static = classifier_gates(arch, slices if replay is not None else
+                              (0,) * len(slices), with_current,
+                              inputs == 'images')
+    gates = _combine_gates(static, state.params, trainable)
+    params, opt_state = optim.gated_update(tx, grads, state.params,
+                                           state.opt_state, gates)
+    return TrainState(params=params, opt_state=opt_state), metrics
+
+  return jax.jit(step, donate_argnums=0) if jit else step
+
+
+def make_generator_step(
+    arch: config_lib.ArchConfig, tx: optax.GradientTransformation, *,
+    with_current: bool = True, jit: bool = True,
+) -> Callable[..., tuple[TrainState, Metrics]]:
+  """Builds `step(state, levels, labels, replay, info, key, trainable=None)`.
+
+  `levels` are the real data's features at every level (the classifier's,
+  level 0 first): the reconstruction targets, with `labels` choosing each
+  example's prior mode. Replayed data is reconstructed towards the previous
+  generator's own outputs, with the mixture prior weighted by the previous
+  classifier's softened predictions.
+  """
+  model = Generator(arch)
+  gate_names = generator_lib.layer_names(arch)
+
+  def vae_terms(params, x, targets, key):
+    mean, logvar, z, outs = model.apply({'params': params}, x, key)
+    recon = jnp.mean(losses.reconstruction(outs, targets))
+    return recon, (mean, logvar, z)
+
+  def replay_loss(params, replay: replay_lib.ReplayBatch, info, key):
+    recon, (mean, logvar, z) = vae_terms(params, replay.levels[0],
+                                         replay.levels, key)
+    log_weights = losses.masked_log_softmax(
+        replay.logits / losses.DISTILLATION_TEMPERATURE, info.replayed)
+    latent = jnp.mean(losses.mixture_latent(
+        z, mean, logvar, params['prior_mean'], params['prior_logvar'],
+        log_weights)) / losses.LATENT_NORMALISER
+    return {'replay_recon': recon, 'replay_latent': latent}
+
+  def loss_fn(params, levels, labels, replay, info: TaskInfo, key):
+    current_key, replay_key = jax.random.split(key)
+    current_weight, replay_weight = losses.task_weights(info.task)
+    metrics = {}
+    loss = 0.0
+    if with_current:
+      recon, (mean, logvar, z) = vae_terms(params, levels[0], levels,
+                                           current_key)
+      latent = jnp.mean(losses.latent(
+          z, mean, logvar, params['prior_mean'][labels],
+          params['prior_logvar'][labels])) / losses.LATENT_NORMALISER
+      metrics.update(recon=recon, latent=latent)
+      loss += current_weight * (recon + latent)
+    if replay is not None:
+      zeros = {'replay_recon': jnp.zeros(()), 'replay_latent': jnp.zeros(())}
+      terms = jax.lax.cond(info.task > 1, replay_loss, lambda *_: zeros,
+                           params, replay, info, replay_key)
+      metrics.update(terms)
+      loss += replay_weight * (terms['replay_recon'] + terms['replay_latent'])
+    metrics['loss'] = loss
+    return loss, metrics
+
+  def step(state: TrainState, levels, labels, replay, info: TaskInfo,
+           key: jax.Array, trainable: Mapping[str, jax.Array] | None = None):
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(
+        state.params, levels, labels, replay, info, key)
+    has_data = with_current or replay is not None
+    gates = _combine_gates({name: has_data for name in gate_names},
+                           state.params, trainable)
+    params, opt_state = optim.gated_update(tx, grads, state.params,
+                                           state.opt_state, gates)
+    return TrainState(params=params, opt_state=opt_state), metrics
+
+  return jax.jit(step, donate_argnums=0) if jit else step
+
+
+def make_plr_step(
+    arch: config_lib.ArchConfig, strategy: strategy_lib.Strategy,
+    replay_size: int, classifier_tx: optax.GradientTransformation,
+    generator_tx: optax.GradientTransformation, *, jit: bool = True,
+) -> Callable[[PLRState, Batch, TaskInfo], tuple[PLRState, Metrics]]:
+  """One generative PLR iteration: sample replay, update both networks.
+
+  The replay batch comes from the previous generator and is labelled by the
+  previous classifier (skipped, via `lax.cond`, in task 1). The generator's
+  reconstruction targets for current data are the classifier's features
+  before this iteration's update. Current data are level-0 features.
+  """
+  classifier_step = make_classifier_step(arch, classifier_tx, strategy,
+                                         replay_size, jit=False)
+  generator_step = make_generator_step(arch, generator_tx, jit=False)
+  model = Classifier(arch)
+
+  def step(state: PLRState, batch: Batch, info: TaskInfo):
+    key = jax.random.fold_in(state.key, state.step)
+    replay_key, generator_key = jax.random.split(key)
+    replay = jax.lax.cond(
+        info.task > 1,
+        lambda: replay_lib.generative(
+            arch, state.prev_generator, state.prev_classifier, replay_key,
+            info.replayed, replay_size),
+        lambda: replay_lib.empty(arch, replay_size, batch.x.dtype))
+    _, levels = model.apply({'params': state.classifier.params}, batch.x,
+                            method=Classifier.levels)
+    levels = jax.lax.stop_gradient(levels)
+    classifier, classifier_metrics = classifier_step(
+        state.classifier, batch, replay, info)
+    generator, generator_metrics = generator_step(
+        state.generator, levels, batch.y, replay, info, generator_key)
+    metrics = {f'classifier/{k}': v for k, v in classifier_metrics.items()}
+    metrics.update({f'generator/{k}': v for k, v in generator_metrics.items()})
+    state = state.replace(classifier=classifier, generator=generator,
+                          step=state.step + 1)
+    return state, metrics
+
+  return jax.jit(step, donate_argnums=0) if jit else step
+
+
+def end_task(state: PLRState) -> PLRState:
+  """The current networks become the previous ones.
+
+  The previous networks are plain parameter pytrees. They get buffers of their
+  own (one device copy per task) because the steps donate the live state's
+  buffers, which XLA then overwrites in place.
+  """
+  return state.replace(prev_classifier=copy_tree(state.classifier.params),
+                       prev_generator=copy_tree(state.generator.params))
+
+
+def copy_tree(tree):
+  """A copy of every array in `tree`, in buffers of its own."""
+  return jax.tree.map(jnp.copy, tree)

@@ -1,0 +1,120 @@
+"""A tiny generative PLR run, end to end: 3 tasks of fake data."""
+
+import functools
+
+import chex
+import jax
+import numpy as np
+import pytest
+
+from plr_jax import continual
+from plr_jax import evaluation
+from plr_jax import steps
+from tests.conftest import TINY
+
+CONFIG = continual.ContinualConfig(
+    arch=TINY, strategy=(0.5, 0.5), num_tasks=3, iters_per_task=60,
+    batch_size=16, replay_size=16, learning_rate=3e-3, chunk_size=30)
+
+
+def _fake_images(seed, per_class):
+  """Images whose class shows in their mean colour: learnable, but not at once."""
+  rng = np.random.default_rng(seed)
+  labels = np.repeat(np.arange(TINY.num_classes), per_class)
+  centres = rng.normal(size=(TINY.num_classes, 1, 1, 3))
+  images = rng.normal(size=(len(labels),) + TINY.image_shape) * 0.5
+  return (images + centres[labels]).astype(np.float32), labels
+
+
+@functools.lru_cache(maxsize=None)
+def _data():
+  variables = continual.init_classifier(TINY, jax.random.key(42))
+  train_x, train_y = _fake_images(0, 40)
+  test_x, test_y = _fake_images(0, 10)
+  train = (evaluation.extract_features(TINY, variables, train_x), train_y)
+  test = (evaluation.extract_features(TINY, variables, test_x), test_y)
+  return variables['params'], train, test
+
+
+@functools.lru_cache(maxsize=None)
+def _run(seed):
+  params, train, test = _data()
+  snapshots = {}
+
+  def on_task_end(task, state):
+    snapshots[task] = (state.prev_classifier, state.prev_generator)
+
+  result = continual.run(CONFIG, train, test, seed, classifier_params=params,
+                         on_task_end=on_task_end)
+  return result, snapshots
+
+
+def test_run_produces_finite_losses_and_an_accuracy_matrix():
+  result, _ = _run(0)
+  assert result.accuracy.shape == (3, 3)
+  assert np.all((result.accuracy >= 0) & (result.accuracy <= 1))
+  assert len(result.losses) == 3
+  for task_losses in result.losses:
+    for name, values in task_losses.items():
+      chex.assert_shape(values, (CONFIG.iters_per_task,))
+      assert np.all(np.isfinite(values)), name
+  # Replay is off in task 1 and on afterwards.
+  assert np.all(result.losses[0]['classifier/replay_loss'] == 0)
+  assert np.all(result.losses[2]['classifier/replay_loss'] > 0)
+  # Something was learnt: each task is well above chance right after it.
+  assert np.all(np.diag(result.accuracy) > 0.5)
+  assert 0 <= result.average_accuracy <= 1
+  assert int(result.state.step) == 3 * CONFIG.iters_per_task
+
+
+def test_previous_networks_are_parameter_pytrees_of_the_last_task():
+  result, snapshots = _run(0)
+  state = result.state
+  chex.assert_trees_all_equal_structs(state.prev_classifier,
+                                      state.classifier.params)
+  chex.assert_trees_all_equal(state.prev_classifier, state.classifier.params)
+  chex.assert_trees_all_equal(state.prev_generator, state.generator.params)
+  # After task 2 the previous networks were task 2's, and task 3 moved on.
+  prev_cls_2, prev_gen_2 = snapshots[2]
+  assert not np.array_equal(prev_cls_2['head']['kernel'],
+                            state.classifier.params['head']['kernel'])
+  assert not np.array_equal(prev_gen_2['dec_0']['kernel'],
+                            state.generator.params['dec_0']['kernel'])
+  assert isinstance(prev_cls_2, dict) and 'fc_1' in prev_cls_2
+
+
+def test_same_seed_same_result_other_seed_other_result():
+  first, _ = _run(0)
+  params, train, test = _data()
+  again = continual.run(CONFIG, train, test, 0, classifier_params=params)
+  np.testing.assert_array_equal(first.accuracy, again.accuracy)
+  for a, b in zip(first.losses, again.losses):
+    chex.assert_trees_all_equal(a, b)
+  chex.assert_trees_all_equal(first.state.classifier, again.state.classifier)
+  other, _ = _run(1)
+  assert not np.array_equal(first.class_order, other.class_order)
+  assert not np.array_equal(first.losses[0]['classifier/loss'],
+                            other.losses[0]['classifier/loss'])
+
+
+def test_class_order_and_task_info():
+  order = continual.class_order(0, 6)
+  assert sorted(order.tolist()) == list(range(6))
+  np.testing.assert_array_equal(order, continual.class_order(0, 6))
+  info = steps.task_info(2, order, 3)
+  assert int(info.task) == 2
+  assert set(np.flatnonzero(info.active)) == set(order[:4].tolist())
+  assert set(np.flatnonzero(info.replayed)) == set(order[:2].tolist())
+  tasks = continual.task_of_class(order, 3)
+  assert tasks[order[0]] == 0 and tasks[order[5]] == 2
+
+
+def test_config_is_validated():
+  with pytest.raises(ValueError, match='3 entries but tiny has 2 levels'):
+    continual.ContinualConfig(arch=TINY, strategy=(0.5, 0.3, 0.2),
+                              num_tasks=3)
+  with pytest.raises(ValueError, match='do not split into 4 equal tasks'):
+    continual.ContinualConfig(arch=TINY, strategy=(0.5, 0.5), num_tasks=4)
+  with pytest.raises(ValueError, match='iters_per_task must be positive'):
+    continual.ContinualConfig(arch=TINY, strategy=(0.5, 0.5), num_tasks=3,
+                              iters_per_task=0)

@@ -1,0 +1,180 @@
+"""Classifier and generator entry points: shapes, routing, sampling."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from plr_jax import classifier as classifier_lib
+from plr_jax import config
+from plr_jax import continual
+from plr_jax import generator as generator_lib
+from tests.conftest import TINY, TINY3
+
+Classifier = classifier_lib.Classifier
+Generator = generator_lib.Generator
+
+
+def test_preset_shapes_follow_design():
+  arch1, arch2 = config.PRESETS['arch1'], config.PRESETS['arch2']
+  assert arch1.feature_dim == 1024 and arch1.level_dims == (1024, 2000)
+  assert arch2.level_dims == (1024, 1000, 1000)
+  assert config.PRESETS['fmnist'].level_dims == (3136, 50, 50)
+  assert config.PRESETS['fmnist_scripts'].num_levels == 1
+  assert arch1.fc_param_counts == (2_050_000, 4_002_000, 200_100)
+  assert arch2.fc_param_counts[1:] == (1_001_000, 1_001_000, 100_100)
+  with pytest.raises(ValueError, match='unknown architecture'):
+    config.get_arch('resnet')
+
+
+@pytest.mark.parametrize('name', ['arch1', 'arch2', 'fmnist'])
+def test_real_presets_have_the_design_shapes(name):
+  """Abstract evaluation: the full-size networks, without computing them."""
+  arch = config.PRESETS[name]
+  variables = jax.eval_shape(
+      lambda k: continual.init_classifier(arch, k), jax.random.key(0))
+  images = jax.ShapeDtypeStruct((2,) + arch.image_shape, jnp.float32)
+  features = jax.eval_shape(
+      lambda v, x: Classifier(arch).apply(v, x, method=Classifier.extract),
+      variables, images)
+  chex.assert_shape(features, (2, arch.feature_dim))
+  params = jax.eval_shape(
+      lambda k: continual.init_generator(arch, k), jax.random.key(0))
+  levels = jax.eval_shape(
+      lambda p, x: Generator(arch).apply({'params': p}, x, jax.random.key(0)),
+      params, features)[3]
+  chex.assert_shape(levels, [(2, d) for d in arch.level_dims])
+  assert params['prior_mean'].shape == (arch.num_classes, arch.z_dim)
+
+
+class ClassifierTest(chex.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.variables = continual.init_classifier(TINY, jax.random.key(0))
+    self.images = jax.random.normal(jax.random.key(1), (5, 8, 8, 3))
+    self.model = Classifier(TINY)
+
+  def test_parameter_names_and_pytorch_init(self):
+    params = self.variables['params']
+    assert tuple(params) == classifier_lib.layer_names(TINY)
+    for name, fan_in in (('fc_1', 128), ('fc_2', 16), ('head', 16)):
+      for leaf in params[name].values():
+        assert float(jnp.max(jnp.abs(leaf))) <= 1 / np.sqrt(fan_in)
+        assert float(jnp.std(leaf)) > 0.3 / np.sqrt(fan_in)
+    assert 'batch_stats' in self.variables
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_entry_point_shapes(self):
+    model, variables = self.model, self.variables
+    extract = self.variant(lambda v, x: model.apply(
+        v, x, method=Classifier.extract))
+    features = extract(variables, self.images)
+    chex.assert_shape(features, (5, TINY.feature_dim))
+    logits, levels = self.variant(lambda v, h: model.apply(
+        v, h, method=Classifier.levels))(variables, features)
+    chex.assert_shape(logits, (5, TINY.num_classes))
+    chex.assert_shape(levels, [(5, d) for d in TINY.level_dims])
+    full = self.variant(lambda v, x: model.apply(v, x))(variables, self.images)
+    chex.assert_trees_all_close(full, logits, atol=1e-6)
+    for level in range(TINY.num_levels):
+      out = self.variant(lambda v, h, n=level: model.apply(
+          v, h, n, method=Classifier.classify_from))(variables, levels[level])
+      chex.assert_shape(out, (5, TINY.num_classes))
+      chex.assert_trees_all_close(out, logits, atol=1e-5)
+
+  def test_classify_from_runs_only_deeper_layers(self):
+    """Level-1 classification needs no extractor or fc_1 parameters."""
+    params = self.variables['params']
+    deep = {'fc_2': params['fc_2'], 'head': params['head']}
+    h = jnp.ones((2, 16))
+    out = self.model.apply({'params': deep}, h, 1,
+                           method=Classifier.classify_from)
+    chex.assert_shape(out, (2, TINY.num_classes))
+    with pytest.raises(ValueError, match='level 2 out of range'):
+      self.model.apply(self.variables, h, 2, method=Classifier.classify_from)
+
+  def test_levels_are_post_relu_hidden_outputs(self):
+    params = self.variables['params']
+    h0 = jax.random.normal(jax.random.key(2), (3, TINY.feature_dim))
+    _, levels = self.model.apply({'params': params}, h0,
+                                 method=Classifier.levels)
+    fc1 = params['fc_1']
+    expected = np.maximum(np.asarray(h0) @ np.asarray(fc1['kernel'])
+                          + np.asarray(fc1['bias']), 0)
+    np.testing.assert_allclose(levels[1], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(levels[0], h0)
+
+  def test_batch_norm_trains_in_train_mode_only(self):
+    out, updates = self.model.apply(self.variables, self.images, True,
+                                    method=Classifier.extract,
+                                    mutable=['batch_stats'])
+    chex.assert_shape(out, (5, TINY.feature_dim))
+    before = self.variables['batch_stats']['extractor']['bn_1']['mean']
+    after = updates['batch_stats']['extractor']['bn_1']['mean']
+    assert not np.allclose(before, after)
+
+
+class GeneratorTest(chex.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.arch = TINY3
+    self.params = continual.init_generator(TINY3, jax.random.key(3))
+    self.model = Generator(TINY3)
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_encode_decode_shapes(self):
+    model, params = self.model, {'params': self.params}
+    x = jax.random.normal(jax.random.key(0), (4, TINY3.feature_dim))
+    mean, logvar = self.variant(lambda p, x: model.apply(
+        p, x, method=Generator.encode))(params, x)
+    chex.assert_shape([mean, logvar], (4, TINY3.z_dim))
+    mean, logvar, z, levels = self.variant(
+        lambda p, x, k: model.apply(p, x, k))(params, x, jax.random.key(1))
+    chex.assert_shape(z, (4, TINY3.z_dim))
+    chex.assert_shape(levels, [(4, d) for d in TINY3.level_dims])
+    full = self.variant(lambda p, z: model.apply(
+        p, z, method=Generator.decode))(params, z)
+    # Deepest first: level 2 (width 10), level 1 (12), level 0 (features).
+    chex.assert_shape(full, [(4, 10), (4, 12), (4, TINY3.feature_dim)])
+    chex.assert_trees_all_close(full[::-1], levels)
+    for to_level in range(TINY3.num_levels):
+      part = self.variant(lambda p, z, n=to_level: model.apply(
+          p, z, n, method=Generator.decode))(params, z)
+      assert len(part) == TINY3.num_levels - to_level
+      chex.assert_trees_all_close(part, full[:len(part)])
+
+  def test_decode_to_level_skips_shallower_layers(self):
+    deep_only = {k: v for k, v in self.params.items() if k != 'dec_0'}
+    out = self.model.apply({'params': deep_only}, jnp.ones((2, 3)), 1,
+                           method=Generator.decode)
+    chex.assert_shape(out, [(2, 10), (2, 12)])
+    assert bool(jnp.all(out[1] >= 0))  # levels >= 1 are rectified
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_sample_respects_classes_and_key(self):
+    model, params = self.model, {'params': self.params}
+    mask = jnp.array([False, True, False, True, False, False])
+    sample = self.variant(lambda p, k, m: model.apply(
+        p, k, m, 64, method=Generator.sample))
+    classes, levels = sample(params, jax.random.key(5), mask)
+    chex.assert_shape(classes, (64,))
+    chex.assert_shape(levels, [(64, d) for d in TINY3.level_dims])
+    assert set(np.asarray(classes).tolist()) == {1, 3}
+    again = sample(params, jax.random.key(5), mask)
+    chex.assert_trees_all_equal((classes, levels), again)
+    other = sample(params, jax.random.key(6), mask)
+    assert not np.allclose(levels[0], other[1][0])
+
+  def test_sample_to_level_and_prior(self):
+    mask = jnp.ones(6, bool)
+    _, levels = self.model.apply({'params': self.params}, jax.random.key(0),
+                                 mask, 7, 2, method=Generator.sample)
+    chex.assert_shape(levels, [(7, 10)])
+    mean, logvar = self.model.apply({'params': self.params},
+                                    method=Generator.prior)
+    chex.assert_shape([mean, logvar], (6, 3))
+    assert float(jnp.abs(logvar).max()) == 0.0
+    assert set(self.params) == set(generator_lib.layer_names(TINY3))

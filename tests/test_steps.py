@@ -1,0 +1,234 @@
+"""Train steps: partial updates, one compilation for every task, vmap."""
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from plr_jax import continual
+from plr_jax import optim
+from plr_jax import replay as replay_lib
+from plr_jax import steps
+from tests.conftest import TINY, TINY3
+
+ORDER = np.arange(6)
+ADAM = optim.adam(1e-2)
+
+
+def _batch(arch, key, size=8):
+  x = jax.random.normal(key, (size, arch.feature_dim))
+  y = jax.random.randint(jax.random.fold_in(key, 1), (size,), 0, 2)
+  return steps.Batch(x=x, y=y)
+
+
+def _replay(arch, key, size=12):
+  keys = jax.random.split(key, arch.num_levels + 1)
+  levels = tuple(jax.nn.relu(jax.random.normal(k, (size, d)))
+                 for k, d in zip(keys, arch.level_dims))
+  logits = jax.random.normal(keys[-1], (size, arch.num_classes)) * 2
+  return replay_lib.ReplayBatch(levels=levels, logits=logits)
+
+
+@functools.lru_cache(maxsize=None)
+def _top_params(arch):
+  params = continual.init_classifier(arch, jax.random.key(0))['params']
+  return {k: v for k, v in params.items() if k != 'extractor'}
+
+
+def _classifier_state(arch, tx):
+  return steps.TrainState.create(_top_params(arch), tx)
+
+
+@functools.lru_cache(maxsize=None)
+def _warm_state(arch, tx):
+  """Two full steps, so that every layer has non-zero Adam moments."""
+  strategy = (1 / arch.num_levels,) * arch.num_levels
+  step = jax.jit(steps.make_classifier_step(arch, tx, strategy, 12, jit=False))
+  state = _classifier_state(arch, tx)
+  for i in range(2):
+    state, _ = step(state, _batch(arch, jax.random.key(i)),
+                    _replay(arch, jax.random.key(10 + i)),
+                    steps.task_info(2, ORDER, 3))
+  return state
+
+
+def _layer(tree, name):
+  """The params, Adam mu and Adam nu of one layer."""
+  adam_state = tree.opt_state[0]
+  return (tree.params[name], adam_state.mu[name], adam_state.nu[name])
+
+
+@pytest.mark.parametrize('strategy, frozen', [
+    ((1.0, 0.0, 0.0), ()),
+    ((0.0, 1.0, 0.0), ('fc_1',)),
+    ((0.0, 0.0, 1.0), ('fc_1', 'fc_2')),
+    ((0.0, 0.5, 0.5), ('fc_1',)),
+    ((0.5, 0.0, 0.5), ()),
+])
+def test_replay_only_step_leaves_shallower_layers_untouched(strategy, frozen):
+  arch, tx = TINY3, ADAM
+  state = _warm_state(arch, tx)
+  step = steps.make_classifier_step(arch, tx, strategy, 12,
+                                    with_current=False, jit=False)
+  info = steps.task_info(2, ORDER, 3)
+  replay = _replay(arch, jax.random.key(99))
+  new, metrics = jax.jit(step)(state, None, replay, info)
+  assert float(metrics['replay_loss']) > 0
+  for name in ('fc_1', 'fc_2', 'fc_3', 'head'):
+    before, after = _layer(state, name), _layer(new, name)
+    if name in frozen:
+      chex.assert_trees_all_equal(after, before)  # bit for bit
+    else:
+      for b, a in zip(before, after):
+        assert not np.array_equal(a['kernel'], b['kernel']), name
+  if frozen:
+    # Without the gates Adam would have moved the frozen layers: the
+    # gradient is zero but the moments are not.
+    grads = jax.tree.map(jnp.zeros_like, state.params)
+    updates, _ = tx.update(grads, state.opt_state, state.params)
+    assert float(jnp.abs(updates[frozen[0]]['kernel']).max()) > 0
+
+
+def test_trainable_gates_freeze_layers_with_current_data():
+  arch, tx = TINY, ADAM
+  state = _warm_state(arch, tx)
+  step = jax.jit(steps.make_classifier_step(arch, tx, (0.5, 0.5), 12,
+                                            jit=False))
+  new, _ = step(state, _batch(arch, jax.random.key(5)),
+                _replay(arch, jax.random.key(6)), steps.task_info(2, ORDER, 3),
+                trainable={'fc_1': jnp.array(False)})
+  chex.assert_trees_all_equal(_layer(new, 'fc_1'), _layer(state, 'fc_1'))
+  assert not np.array_equal(new.params['fc_2']['kernel'],
+                            state.params['fc_2']['kernel'])
+
+
+def test_gates_must_cover_every_layer():
+  with pytest.raises(ValueError, match=r"no gate for layers \['head'\]"):
+    optim.gate_tree({'fc_1': {}, 'head': {}}, {'fc_1': True})
+
+
+def test_replay_slices_enter_at_their_levels():
+  """The replay loss equals distillation of classify_from(level n) per slice."""
+  arch, tx = TINY3, optim.adam(1e-3)
+  state = _classifier_state(arch, tx)
+  replay = _replay(arch, jax.random.key(3))
+  info = steps.task_info(3, ORDER, 3)
+  step = steps.make_classifier_step(arch, tx, (0.25, 0.25, 0.5), 12,
+                                    with_current=False, jit=False)
+  _, metrics = step(state, None, replay, info)
+  from plr_jax import classifier as classifier_lib
+  from plr_jax import losses
+  model = classifier_lib.Classifier(arch)
+  logits = [model.apply({'params': state.params}, replay.levels[n][a:b], n,
+                        method=classifier_lib.Classifier.classify_from)
+            for n, (a, b) in enumerate(((0, 3), (3, 6), (6, 12)))]
+  want = losses.distillation(jnp.concatenate(logits), replay.logits,
+                             info.replayed).mean()
+  np.testing.assert_allclose(metrics['replay_loss'], want, rtol=1e-6)
+
+
+def test_classifier_step_compiles_once_for_all_tasks():
+  arch, tx = TINY, optim.adam(1e-3)
+  step = steps.make_classifier_step(arch, tx, (0.5, 0.5), 12, jit=False)
+  step = jax.jit(chex.assert_max_traces(step, n=1), donate_argnums=0)
+  state = _classifier_state(arch, tx)
+  for t in (1, 2, 3):
+    state, metrics = step(state, _batch(arch, jax.random.key(t)),
+                          _replay(arch, jax.random.key(t)),
+                          steps.task_info(t, ORDER, 3))
+    chex.assert_tree_all_finite(metrics)
+    if t == 1:
+      assert float(metrics['replay_loss']) == 0.0  # skipped by lax.cond
+
+
+def _plr_state(arch, seed):
+  config = continual.ContinualConfig(arch=arch, strategy=(0.5, 0.5),
+                                     num_tasks=3, batch_size=8, replay_size=12,
+                                     learning_rate=1e-3)
+  return continual.init_state(config, jax.random.key(seed))
+
+
+@functools.lru_cache(maxsize=None)
+def _plr_step():
+  """The pure PLR step and its jitted form, which may be traced only once."""
+  tx = optim.adam(1e-3)
+  step = steps.make_plr_step(TINY, (0.5, 0.5), 12, tx, tx, jit=False)
+  return step, jax.jit(chex.assert_max_traces(step, n=1))
+
+
+def test_plr_step_compiles_once_and_trains_both_networks():
+  arch, (_, step) = TINY, _plr_step()
+  state = _plr_state(arch, 0)
+  for t in (1, 2, 3):
+    new, metrics = step(state, _batch(arch, jax.random.key(t)),
+                        steps.task_info(t, ORDER, 3))
+    chex.assert_tree_all_finite(metrics)
+    assert int(new.step) == int(state.step) + 1
+    for part in ('classifier', 'generator'):
+      old_p, new_p = getattr(state, part).params, getattr(new, part).params
+      assert not np.array_equal(old_p['head']['kernel'] if part == 'classifier'
+                                else old_p['dec_0']['kernel'],
+                                new_p['head']['kernel'] if part == 'classifier'
+                                else new_p['dec_0']['kernel'])
+    if t > 1:
+      assert float(metrics['classifier/replay_loss']) > 0
+      assert float(metrics['generator/replay_recon']) > 0
+    state = steps.end_task(new)
+
+
+def test_plr_step_vmaps_over_seeds():
+  """A vmapped batch of seeds gives each seed's own result."""
+  arch, (step, jitted_step) = TINY, _plr_step()
+  info = steps.task_info(2, ORDER, 3)
+  states = [_plr_state(arch, s) for s in (0, 1)]
+  batches = [_batch(arch, jax.random.key(s)) for s in (0, 1)]
+  stacked = jax.tree.map(lambda *x: jnp.stack(x), *states)
+  stacked_batch = jax.tree.map(lambda *x: jnp.stack(x), *batches)
+  out, metrics = jax.jit(jax.vmap(step, in_axes=(0, 0, None)))(
+      stacked, stacked_batch, info)
+  for s in (0, 1):
+    alone, alone_metrics = jitted_step(states[s], batches[s], info)
+    # Batched matmuls sum in another order; one Adam step of size 1e-3 turns
+    # that into differences of order 1e-5.
+    chex.assert_trees_all_close(
+        jax.tree.map(lambda x: x[s], (out.classifier, out.generator)),
+        (alone.classifier, alone.generator), rtol=1e-4, atol=3e-5)
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x[s], metrics),
+                                alone_metrics, rtol=1e-4, atol=3e-5)
+
+
+def test_generator_step_without_data_changes_nothing():
+  arch, tx = TINY, optim.adam(1e-3)
+  params = continual.init_generator(arch, jax.random.key(0))
+  state = steps.TrainState.create(params, tx)
+  step = steps.make_generator_step(arch, tx, with_current=False, jit=False)
+  new, metrics = step(state, None, None, None, steps.task_info(2, ORDER, 3),
+                      jax.random.key(0))
+  assert float(metrics['loss']) == 0.0
+  chex.assert_trees_all_equal(new.params, state.params)
+  chex.assert_trees_all_equal(new.opt_state[0].mu, state.opt_state[0].mu)
+  chex.assert_trees_all_equal(new.opt_state[0].nu, state.opt_state[0].nu)
+  # Adam's step counter (bias correction) is shared and still advances.
+  assert int(new.opt_state[0].count) == 1
+
+
+def test_generator_step_reduces_reconstruction_loss():
+  arch, tx = TINY, optim.adam(3e-3)
+  params = continual.init_generator(arch, jax.random.key(0))
+  state = steps.TrainState.create(params, tx)
+  step = steps.make_generator_step(arch, tx)
+  replay = _replay(arch, jax.random.key(1))
+  levels = _replay(arch, jax.random.key(2), size=8).levels
+  labels = jnp.arange(8) % 2
+  info = steps.task_info(2, ORDER, 3)
+  first = None
+  for i in range(60):
+    state, metrics = step(state, levels, labels, replay, info,
+                          jax.random.key(i))
+    first = first if first is not None else metrics
+  assert float(metrics['recon']) < 0.7 * float(first['recon'])
+  assert float(metrics['replay_recon']) < 0.7 * float(first['replay_recon'])
