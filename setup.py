@@ -22,5 +22,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['plr_jax', 'plr_jax.*']),
     python_requires='>=3.10',
     install_requires=_requirements(),
-    extras_require={'test': ['pytest>=7']},
+    extras_require={
+        'test': ['pytest>=7', 'scipy>=1.10'],
+        'tfds': ['tensorflow-datasets>=4.9', 'tensorflow'],
+    },
 )

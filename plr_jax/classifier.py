@@ -77,6 +77,13 @@ class Classifier(nn.Module):
       out.append(h)
     return self.head(h), tuple(out[:-1])
 
+  def embed(self, features: jax.Array) -> jax.Array:
+    """The last hidden layer's output (the head's input) from level 0."""
+    h = features
+    for j in range(1, self.arch.num_levels + 1):
+      h = nn.relu(self.fc[str(j)](h))
+    return h
+
   def classify_from(self, features: jax.Array, level: int) -> jax.Array:
     """Logits from level-`level` features: runs fc_{level+1} .. fc_H, head.
 

@@ -72,7 +72,7 @@ class PLRState:
   Attributes:
     classifier: hidden stack and head (no extractor when trained on cached
       level-0 features).
-    generator: the VAE.
+    generator: the VAE; None for buffer replay.
     prev_classifier: parameters at the end of the previous task.
     prev_generator: likewise.
     key: the run's PRNG key; each iteration folds in `step`.
@@ -278,17 +278,33 @@ def make_generator_step(
 def make_plr_step(
     arch: config_lib.ArchConfig, strategy: strategy_lib.Strategy,
     replay_size: int, classifier_tx: optax.GradientTransformation,
-    generator_tx: optax.GradientTransformation, *, jit: bool = True,
+    generator_tx: optax.GradientTransformation, *, inputs: str = 'features',
+    extractor_trainable_until: int | None = None, jit: bool = True,
 ) -> Callable[[PLRState, Batch, TaskInfo], tuple[PLRState, Metrics]]:
   """One generative PLR iteration: sample replay, update both networks.
 
   The replay batch comes from the previous generator and is labelled by the
   previous classifier (skipped, via `lax.cond`, in task 1). The generator's
   reconstruction targets for current data are the classifier's features
-  before this iteration's update. Current data are level-0 features.
+  before this iteration's update.
+
+  Args:
+    arch, strategy, replay_size: as for `make_classifier_step`.
+    classifier_tx, generator_tx: the two optimizers.
+    inputs: `"features"` (cached level-0 features, frozen extractor) or
+      `"images"` (the classifier's extractor runs, and is trained, on the
+      current images; the generator works on its level-0 output). Images
+      need an extractor without batch norm.
+    extractor_trainable_until: with images, the extractor is trained up to
+      and including this task and frozen after it (None: never frozen).
+    jit: return the step jit-compiled, state donated.
   """
+  if inputs == 'images' and arch.conv_batch_norm:
+    raise ValueError(f'{arch.name}: training on images is supported for '
+                     'extractors without batch norm only')
   classifier_step = make_classifier_step(arch, classifier_tx, strategy,
-                                         replay_size, jit=False)
+                                         replay_size, inputs=inputs,
+                                         jit=False)
   generator_step = make_generator_step(arch, generator_tx, jit=False)
   model = Classifier(arch)
 
@@ -301,11 +317,19 @@ def make_plr_step(
             arch, state.prev_generator, state.prev_classifier, replay_key,
             info.replayed, replay_size),
         lambda: replay_lib.empty(arch, replay_size, batch.x.dtype))
-    _, levels = model.apply({'params': state.classifier.params}, batch.x,
+    params = state.classifier.params
+    features = batch.x
+    trainable = None
+    if inputs == 'images':
+      features = model.apply({'params': params}, batch.x,
+                             method=Classifier.extract)
+      if extractor_trainable_until is not None:
+        trainable = {'extractor': info.task <= extractor_trainable_until}
+    _, levels = model.apply({'params': params}, features,
                             method=Classifier.levels)
     levels = jax.lax.stop_gradient(levels)
     classifier, classifier_metrics = classifier_step(
-        state.classifier, batch, replay, info)
+        state.classifier, batch, replay, info, trainable)
     generator, generator_metrics = generator_step(
         state.generator, levels, batch.y, replay, info, generator_key)
     metrics = {f'classifier/{k}': v for k, v in classifier_metrics.items()}
@@ -317,6 +341,37 @@ def make_plr_step(
   return jax.jit(step, donate_argnums=0) if jit else step
 
 
+def make_buffer_step(
+    arch: config_lib.ArchConfig, strategy: strategy_lib.Strategy,
+    replay_size: int, classifier_tx: optax.GradientTransformation, *,
+    jit: bool = True,
+) -> Callable[[PLRState, Batch, jax.Array, TaskInfo],
+              tuple[PLRState, Metrics]]:
+  """One buffer-replay iteration (Table 1): `step(state, batch, buffer, info)`.
+
+  `buffer` holds stored level-0 features [M, D_0]; each iteration draws
+  `replay_size` of them, the previous classifier recomputes their features
+  at every level and their soft targets, and the slices enter the classifier
+  at their levels. No generator: `state.generator` is None.
+  """
+  classifier_step = make_classifier_step(arch, classifier_tx, strategy,
+                                         replay_size, jit=False)
+
+  def step(state: PLRState, batch: Batch, buffer: jax.Array, info: TaskInfo):
+    key = jax.random.fold_in(state.key, state.step)
+    replay = jax.lax.cond(
+        info.task > 1,
+        lambda: replay_lib.from_buffer(arch, state.prev_classifier, buffer,
+                                       key, replay_size),
+        lambda: replay_lib.empty(arch, replay_size, batch.x.dtype))
+    classifier, metrics = classifier_step(state.classifier, batch, replay,
+                                          info)
+    metrics = {f'classifier/{k}': v for k, v in metrics.items()}
+    return state.replace(classifier=classifier, step=state.step + 1), metrics
+
+  return jax.jit(step, donate_argnums=0) if jit else step
+
+
 def end_task(state: PLRState) -> PLRState:
   """The current networks become the previous ones.
 
@@ -324,8 +379,10 @@ def end_task(state: PLRState) -> PLRState:
   own (one device copy per task) because the steps donate the live state's
   buffers, which XLA then overwrites in place.
   """
-  return state.replace(prev_classifier=copy_tree(state.classifier.params),
-                       prev_generator=copy_tree(state.generator.params))
+  generator = state.generator
+  return state.replace(
+      prev_classifier=copy_tree(state.classifier.params),
+      prev_generator=None if generator is None else copy_tree(generator.params))
 
 
 def copy_tree(tree):

@@ -65,6 +65,8 @@ def test_run_produces_finite_losses_and_an_accuracy_matrix():
   assert np.all(np.diag(result.accuracy) > 0.5)
   assert 0 <= result.average_accuracy <= 1
   assert int(result.state.step) == 3 * CONFIG.iters_per_task
+  # One compilation served all three tasks.
+  assert continual.make_chunk_runner(CONFIG).loop._cache_size() == 1
 
 
 def test_previous_networks_are_parameter_pytrees_of_the_last_task():
@@ -118,3 +120,18 @@ def test_config_is_validated():
   with pytest.raises(ValueError, match='iters_per_task must be positive'):
     continual.ContinualConfig(arch=TINY, strategy=(0.5, 0.5), num_tasks=3,
                               iters_per_task=0)
+
+
+def test_buffer_replay_run_compiles_once_and_is_deterministic():
+  params, train, test = _data()
+  config = continual.ContinualConfig(
+      arch=TINY, strategy=(0.3, 0.7), num_tasks=2, iters_per_task=40,
+      batch_size=16, replay_size=16, learning_rate=3e-3, chunk_size=20,
+      replay='buffer', buffer_size=32)
+  result = continual.run(config, train, test, 0, classifier_params=params)
+  assert result.state.generator is None
+  assert result.accuracy.shape == (2, 2)
+  assert np.all(result.losses[1]['classifier/replay_loss'] > 0)
+  assert continual.make_chunk_runner(config).loop._cache_size() == 1
+  again = continual.run(config, train, test, 0, classifier_params=params)
+  np.testing.assert_array_equal(result.accuracy, again.accuracy)

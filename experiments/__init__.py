@@ -1,0 +1,1 @@
+"""One-command experiment binaries: `python -m experiments.<name> --help`."""

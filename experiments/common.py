@@ -1,0 +1,99 @@
+"""Flags shared by the experiment binaries, and their validation.
+
+Everything is checked before any work starts; a bad value ends the program
+with one line on stderr and exit code 2 (`experiment.main_guard`).
+"""
+
+import os
+import sys
+
+from absl import flags
+
+from plr_jax import config as config_lib
+from plr_jax import experiment
+from plr_jax import strategy as strategy_lib
+
+flags.DEFINE_string('workdir', None, 'Where checkpoints, feature caches and '
+                    'results go. Required.')
+flags.DEFINE_string('data_dir', None, 'Directory with the standard dataset '
+                    'files (cifar-10-batches-py/, cifar-100-python/, the '
+                    'Fashion-MNIST IDX .gz files). Fashion-MNIST is also '
+                    'found in /usr/share/datasets/fashion-mnist; '
+                    'tensorflow-datasets is tried last.')
+flags.DEFINE_list('seeds', ['0', '1', '2'], 'Comma-separated integer seeds.')
+flags.DEFINE_integer('iters_per_task', None, "Iterations per task (default: "
+                     "the preset's).")
+flags.DEFINE_string('preset', 'paper', '"paper" (the paper\'s sizes and '
+                    'lengths) or "tiny" (small networks, a few iterations).')
+flags.DEFINE_string('data_label', 'auto', 'What the data is, for the results: '
+                    'auto (from the files), exact, jpeg or fake.')
+
+FLAGS = flags.FLAGS
+
+
+def workdir() -> str:
+  if not FLAGS.workdir:
+    raise ValueError('--workdir is required')
+  experiment.check_workdir(FLAGS.workdir)
+  return FLAGS.workdir
+
+
+def seeds() -> list[int]:
+  if not FLAGS.seeds:
+    raise ValueError('--seeds is empty; give integers like --seeds=0,1,2')
+  try:
+    return [int(s) for s in FLAGS.seeds]
+  except ValueError:
+    raise ValueError(f'--seeds must be integers, got '
+                     f'{",".join(FLAGS.seeds)!r}') from None
+
+
+def preset() -> experiment.Preset:
+  return experiment.get_preset(FLAGS.preset)
+
+
+def iters_per_task() -> int | None:
+  if FLAGS.iters_per_task is not None and FLAGS.iters_per_task < 1:
+    raise ValueError(f'--iters_per_task must be positive, got '
+                     f'{FLAGS.iters_per_task}')
+  return FLAGS.iters_per_task
+
+
+def data_label() -> str | None:
+  allowed = ('auto', 'exact', 'jpeg', 'fake')
+  if FLAGS.data_label not in allowed:
+    raise ValueError(f'--data_label must be one of {", ".join(allowed)}, '
+                     f'got {FLAGS.data_label!r}')
+  return None if FLAGS.data_label == 'auto' else FLAGS.data_label
+
+
+def arch(name: str, allowed: tuple[str, ...]) -> config_lib.ArchConfig:
+  if name not in allowed:
+    raise ValueError(f'unknown arch {name!r}; choose one of '
+                     f'{", ".join(allowed)}')
+  chosen = config_lib.get_arch(name)
+  return experiment.shrink(chosen) if preset().shrink else chosen
+
+
+def strategy(text: str, arch_config: config_lib.ArchConfig):
+  try:
+    parsed = strategy_lib.parse_strategy(text, None)
+  except ValueError as e:
+    if 'needs the number of levels' not in str(e):
+      raise
+    parsed = strategy_lib.internal_replay(arch_config.num_levels)
+  strategy_lib.check_levels(parsed, arch_config.num_levels, arch_config.name)
+  return parsed
+
+
+def extractor_dir(flag_value: str | None, work: str) -> str:
+  return flag_value or os.path.join(work, 'extractor')
+
+
+def flag_values() -> dict:
+  """The flags of this program, for results.json."""
+  values = {}
+  for module, module_flags in FLAGS.flags_by_module_dict().items():
+    if 'experiments' in module or module == sys.argv[0]:
+      values.update({f.name: f.value for f in module_flags})
+  return values

@@ -1,0 +1,222 @@
+"""Datasets: CIFAR-10, CIFAR-100 and Fashion-MNIST, from files or tfds.
+
+The only module that knows about files. It yields numpy arrays: uint8 images
+[N, H, W, C] and int32 labels. Sources, in the order tried:
+
+1. the standard files under `data_dir`: `cifar-10-batches-py/`,
+   `cifar-100-python/`, the four Fashion-MNIST IDX `.gz` files (in `data_dir`
+   or `data_dir/fashion-mnist/`);
+2. for Fashion-MNIST, Debian's `dataset-fashion-mnist` package in
+   `/usr/share/datasets/fashion-mnist`;
+3. tensorflow-datasets, if it is installed (`pip install tensorflow-datasets`).
+
+A dataset found nowhere raises `DatasetNotFoundError` with one line naming
+where it looked and how to get it.
+"""
+
+import dataclasses
+import gzip
+import os
+import pickle
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+DEBIAN_FASHION_MNIST = '/usr/share/datasets/fashion-mnist'
+_FMNIST_FILES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',
+                 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')
+_HOW_TO_GET = {
+    'cifar10': 'untar https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz '
+               'into --data_dir, or pip install tensorflow-datasets',
+    'cifar100': 'untar https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz'
+                ' into --data_dir, or pip install tensorflow-datasets',
+    'fashion_mnist': 'apt-get install dataset-fashion-mnist, put the four IDX '
+                     '.gz files in --data_dir, or pip install '
+                     'tensorflow-datasets',
+}
+NAMES = tuple(_HOW_TO_GET)
+
+
+class DatasetNotFoundError(ValueError):
+  """The dataset is in none of the places looked at."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+  """Train and test splits of one dataset, as numpy arrays."""
+  name: str
+  train_images: np.ndarray
+  train_labels: np.ndarray
+  test_images: np.ndarray
+  test_labels: np.ndarray
+  source: str
+  label: str = 'exact'  # 'exact', 'jpeg' (the lossy CIFAR-10 stand-in)
+
+  @property
+  def num_classes(self) -> int:
+    return int(self.train_labels.max()) + 1
+
+  def channel_stats(self) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std of the training images, in [0, 1] units."""
+    x = self.train_images.reshape(-1, self.train_images.shape[-1]) / 255.0
+    return x.mean(axis=0).astype(np.float32), x.std(axis=0).astype(np.float32)
+
+  def subset(self, classes) -> 'Dataset':
+    """Only the examples of `classes` (labels unchanged)."""
+    keep_train = np.isin(self.train_labels, classes)
+    keep_test = np.isin(self.test_labels, classes)
+    return dataclasses.replace(
+        self, train_images=self.train_images[keep_train],
+        train_labels=self.train_labels[keep_train],
+        test_images=self.test_images[keep_test],
+        test_labels=self.test_labels[keep_test])
+
+
+def load(name: str, data_dir: str | None = None) -> Dataset:
+  """Loads `name` (cifar10, cifar100, fashion_mnist) from files or tfds."""
+  if name not in _HOW_TO_GET:
+    raise ValueError(f'unknown dataset {name!r}; choose one of '
+                     f'{", ".join(NAMES)}')
+  looked = []
+  for directory in _candidate_dirs(name, data_dir):
+    found = _FILE_LOADERS[name](directory)
+    looked.append(directory)
+    if found is not None:
+      *arrays, label = found
+      return Dataset(name, *arrays, source=directory, label=label)
+  tfds_found = _load_tfds(name, data_dir)
+  if tfds_found is not None:
+    return Dataset(name, *tfds_found, source='tensorflow-datasets')
+  where = ', '.join(looked) if looked else 'no --data_dir given'
+  raise DatasetNotFoundError(
+      f'{name} not found (looked in: {where}; tensorflow-datasets: '
+      f'{_tfds_status()}); to get it: {_HOW_TO_GET[name]}')
+
+
+def _candidate_dirs(name, data_dir):
+  dirs = []
+  if data_dir:
+    dirs.append(data_dir)
+    if name == 'fashion_mnist':
+      dirs.append(os.path.join(data_dir, 'fashion-mnist'))
+  if name == 'fashion_mnist':
+    dirs.append(DEBIAN_FASHION_MNIST)
+  return dirs
+
+
+def _load_cifar(directory, subdir, train_files, test_files, label_key):
+  root = os.path.join(directory, subdir)
+  paths = [os.path.join(root, f) for f in train_files + test_files]
+  if not all(os.path.isfile(p) for p in paths):
+    return None
+  label = 'exact'
+
+  def read(files):
+    nonlocal label
+    images, labels = [], []
+    for f in files:
+      with open(os.path.join(root, f), 'rb') as fh:
+        batch = pickle.load(fh, encoding='bytes')
+      # The original files have bytes keys (pickled by Python 2); files
+      # written by Python 3, such as the JPEG stand-in's, have str keys.
+      batch = {k.decode() if isinstance(k, bytes) else k: v
+               for k, v in batch.items()}
+      images.append(np.asarray(batch['data'], np.uint8))
+      labels.append(np.asarray(batch[label_key], np.int32))
+      names = batch.get('filenames') or [b'']
+      first = names[0].decode() if isinstance(names[0], bytes) else names[0]
+      if first.startswith(f'{f}_'):  # make_cifar10_batches.py's naming
+        label = 'jpeg'
+    images = np.concatenate(images).reshape(-1, 3, 32, 32)
+    return images.transpose(0, 2, 3, 1), np.concatenate(labels)
+  return (*read(train_files), *read(test_files), label)
+
+
+def _load_cifar10(directory):
+  return _load_cifar(directory, 'cifar-10-batches-py',
+                     [f'data_batch_{i}' for i in range(1, 6)], ['test_batch'],
+                     'labels')
+
+
+def _load_cifar100(directory):
+  return _load_cifar(directory, 'cifar-100-python', ['train'], ['test'],
+                     'fine_labels')
+
+
+def _read_idx(path):
+  with gzip.open(path, 'rb') as fh:
+    data = fh.read()
+  ndim = data[3]
+  shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big')
+                for i in range(ndim))
+  return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _load_fashion_mnist(directory):
+  paths = [os.path.join(directory, f) for f in _FMNIST_FILES]
+  if not all(os.path.isfile(p) for p in paths):
+    return None
+  train_x, train_y, test_x, test_y = (_read_idx(p) for p in paths)
+  return (train_x[..., None], train_y.astype(np.int32), test_x[..., None],
+          test_y.astype(np.int32), 'exact')
+
+
+_FILE_LOADERS = {'cifar10': _load_cifar10, 'cifar100': _load_cifar100,
+                 'fashion_mnist': _load_fashion_mnist}
+
+
+def _tfds_status():
+  try:
+    import tensorflow_datasets  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    return 'not installed'
+  return 'not prepared'
+
+
+def _load_tfds(name, data_dir):
+  """The dataset through tfds, if tfds is installed and can provide it."""
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  try:
+    splits = tfds.as_numpy(tfds.load(name, split=['train', 'test'],
+                                     batch_size=-1, data_dir=data_dir,
+                                     as_supervised=True))
+  except Exception:  # pylint: disable=broad-except
+    return None  # not downloadable or not prepared: report as not found
+  (train_x, train_y), (test_x, test_y) = splits
+  return (np.asarray(train_x, np.uint8), np.asarray(train_y, np.int32),
+          np.asarray(test_x, np.uint8), np.asarray(test_y, np.int32))
+
+
+def normalise(images: np.ndarray, mean: np.ndarray,
+              std: np.ndarray) -> np.ndarray:
+  """uint8 images to float32, standardised per channel."""
+  return ((images.astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
+
+
+def augment(key: jax.Array, images: jax.Array, pad: int = 4) -> jax.Array:
+  """Random crop with `pad`-pixel zero padding, then random horizontal flip.
+
+  Args:
+    key: PRNG key.
+    images: [B, H, W, C] (normalised, so zero padding is the mean colour).
+    pad: padding on each side before cropping back to H x W.
+
+  Returns:
+    Augmented images, same shape.
+  """
+  batch, height, width, _ = images.shape
+  crop_key, flip_key = jax.random.split(key)
+  offsets = jax.random.randint(crop_key, (batch, 2), 0, 2 * pad + 1)
+  padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+
+  def crop(image, offset):
+    return jax.lax.dynamic_slice(image, (offset[0], offset[1], 0),
+                                 (height, width, image.shape[-1]))
+
+  cropped = jax.vmap(crop)(padded, offsets)
+  flip = jax.random.bernoulli(flip_key, 0.5, (batch, 1, 1, 1))
+  return jnp.where(flip, cropped[:, :, ::-1, :], cropped)

@@ -1,0 +1,223 @@
+"""What every experiment binary does: presets, the extractor, seeds, results.
+
+The binaries in `experiments/` parse flags and call `run_continual` (or
+`pretrain_extractor`); everything else lives here, so a user can drive the
+same protocols from a notebook.
+"""
+
+import dataclasses
+import os
+import sys
+import time
+from typing import Callable
+
+import jax
+import numpy as np
+
+from plr_jax import checkpoint
+from plr_jax import config as config_lib
+from plr_jax import continual
+from plr_jax import data as data_lib
+from plr_jax import features as features_lib
+from plr_jax import mfid as mfid_lib
+from plr_jax import pretrain as pretrain_lib
+from plr_jax import progress as progress_lib
+from plr_jax import results as results_lib
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+  """Run lengths and sizes: the paper's, or a tiny one for tests and laptops."""
+  name: str
+  iters_per_task: int
+  batch_size: int
+  replay_size: int
+  pretrain_epochs: int
+  buffer_size: int
+  mfid_samples: int
+  reference_epochs: int
+  chunk_size: int
+  shrink: bool  # shrink the networks (same number of levels)
+
+
+PRESETS = {
+    'paper': Preset('paper', iters_per_task=5000, batch_size=256,
+                    replay_size=256, pretrain_epochs=100, buffer_size=512,
+                    mfid_samples=10_000, reference_epochs=20, chunk_size=500,
+                    shrink=False),
+    'tiny': Preset('tiny', iters_per_task=20, batch_size=32, replay_size=32,
+                   pretrain_epochs=1, buffer_size=64, mfid_samples=256,
+                   reference_epochs=1, chunk_size=10, shrink=True),
+}
+
+
+def get_preset(name: str) -> Preset:
+  try:
+    return PRESETS[name]
+  except KeyError:
+    raise ValueError(f'unknown preset {name!r}; choose one of '
+                     f'{", ".join(sorted(PRESETS))}') from None
+
+
+def shrink(arch: config_lib.ArchConfig) -> config_lib.ArchConfig:
+  """A small network with the same image size, levels and classes."""
+  return dataclasses.replace(
+      arch, name=f'{arch.name}', conv_channels=(4,) * len(arch.conv_channels),
+      hidden=(24,) * arch.num_levels, z_dim=4)
+
+
+def log(message: str) -> None:
+  print(message, file=sys.stderr, flush=True)
+
+
+def check_workdir(workdir: str) -> None:
+  """Creates `workdir` and proves it writable, before any work."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, f'.write_probe.{os.getpid()}')
+    with open(probe, 'w') as fh:
+      fh.write('ok')
+    os.remove(probe)
+  except OSError as e:
+    raise ValueError(f'workdir {workdir} is not writable: '
+                     f'{e.strerror or e}') from None
+
+
+def pretrain_extractor(arch: config_lib.ArchConfig, dataset: data_lib.Dataset,
+                       directory: str, epochs: int, seed: int,
+                       augment: bool = True, batch_size: int = 256):
+  """Pretrains on `dataset`, saves the extractor, returns (variables, meta)."""
+  config = pretrain_lib.PretrainConfig(epochs=epochs, augment=augment,
+                                       batch_size=min(batch_size,
+                                                      len(dataset.train_labels)))
+  start = time.perf_counter()
+  log(f'pretraining the {arch.name} extractor on {dataset.name} '
+      f'({len(np.unique(dataset.train_labels))} classes, {epochs} epochs, '
+      f'augment={augment})')
+  def on_epoch(epoch, loss):
+    log(f'  pretrain epoch {epoch}/{epochs} | loss {loss:.4f} | '
+        f'{time.perf_counter() - start:.0f}s')
+  variables, accuracy = pretrain_lib.pretrain(arch, dataset, config, seed,
+                                              on_epoch)
+  meta = {'arch': arch.name, 'dataset': dataset.name, 'data': dataset.label,
+          'classes': np.unique(dataset.train_labels).tolist(),
+          'epochs': epochs, 'augment': augment, 'seed': seed,
+          'test_accuracy': accuracy,
+          'wall_time_s': time.perf_counter() - start}
+  fp = checkpoint.save_extractor(directory, arch, variables, meta)
+  log(f'saved extractor {fp} to {directory} (test accuracy '
+      f'{100 * accuracy:.1f}%)')
+  return checkpoint.load_extractor(directory, arch)
+
+
+def class_subset(dataset: data_lib.Dataset, num_classes: int,
+                 seed: int) -> data_lib.Dataset:
+  """The first `num_classes` classes of a seeded permutation (Figure 4)."""
+  total = dataset.num_classes
+  if not 1 <= num_classes <= total:
+    raise ValueError(f'--num_classes must be in 1..{total} for '
+                     f'{dataset.name}, got {num_classes}')
+  if num_classes == total:
+    return dataset
+  order = continual.class_order(seed, total)
+  return dataset.subset(np.sort(order[:num_classes]))
+
+
+def get_extractor(arch: config_lib.ArchConfig, directory: str,
+                  data_dir: str | None, epochs: int, seed: int):
+  """Loads the extractor in `directory`, or pretrains one on CIFAR-10 there."""
+  if os.path.isfile(os.path.join(directory, 'meta.json')):
+    variables, meta = checkpoint.load_extractor(directory, arch)
+    log(f'using extractor {meta["fingerprint"]} from {directory}')
+    return variables, meta
+  cifar10 = data_lib.load('cifar10', data_dir)
+  return pretrain_extractor(arch, cifar10, directory, epochs, seed)
+
+
+def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
+                  dataset: data_lib.Dataset, extractor, extractor_meta: dict,
+                  num_tasks: int, preset: Preset, seeds, workdir: str, *,
+                  iters_per_task: int | None = None, replay: str = 'generative',
+                  compute_mfid: bool = True, data_label: str | None = None,
+                  inputs: str = 'features',
+                  extractor_trainable_until: int | None = None,
+                  flags: dict | None = None) -> dict:
+  """Runs a class-incremental protocol for every seed and writes the results.
+
+  With `inputs="features"` the frozen `extractor` turns the images into
+  cached level-0 features; with `"images"` the classifier's own extractor is
+  trained on the images (frozen after `extractor_trainable_until`, if set)
+  and `extractor` may be None.
+
+  Returns:
+    The `results.json` record.
+  """
+  config = continual.ContinualConfig(
+      arch=arch, strategy=tuple(strategy), num_tasks=num_tasks,
+      iters_per_task=iters_per_task or preset.iters_per_task,
+      batch_size=preset.batch_size, replay_size=preset.replay_size,
+      chunk_size=preset.chunk_size, replay=replay,
+      buffer_size=preset.buffer_size, inputs=inputs,
+      extractor_trainable_until=extractor_trainable_until)
+  if inputs == 'images':
+    mean, std = dataset.channel_stats()
+    train = data_lib.normalise(dataset.train_images, mean, std)
+    test = data_lib.normalise(dataset.test_images, mean, std)
+    compute_mfid = False  # the extractor moves: no fixed feature space
+  else:
+    train, test = features_lib.cached_features(
+        arch, extractor, extractor_meta['fingerprint'], dataset, workdir)
+  train = (train, dataset.train_labels)
+  test = (test, dataset.test_labels)
+  progress = progress_lib.Progress(num_tasks, config.iters_per_task,
+                                   len(seeds))
+  reference = None
+  if compute_mfid and replay == 'generative':
+    log(f'training the mFID reference classifier ({preset.reference_epochs} '
+        'epochs, all classes)')
+    reference = mfid_lib.train_reference(arch, *train, seed=0,
+                                         epochs=preset.reference_epochs,
+                                         batch_size=preset.batch_size)
+  per_seed = []
+  for seed in seeds:
+    progress.start_run(f'[seed {seed}]')
+    start = time.perf_counter()
+    result = continual.run(config, train, test, seed, on_chunk=progress)
+    record = {'seed': seed, 'class_order': result.class_order.tolist(),
+              'accuracy_matrix': result.accuracy.tolist(),
+              'average_accuracy': result.average_accuracy,
+              'final_losses': {k: float(v[-1])
+                               for k, v in result.losses[-1].items()}}
+    if reference is not None:
+      record['mfid'] = mfid_lib.mfid(
+          arch, reference, result.state.generator.params, test[0],
+          jax.random.fold_in(jax.random.key(seed), 0xF1D),
+          preset.mfid_samples)
+    record['wall_time_s'] = time.perf_counter() - start
+    log(f'[seed {seed}] average accuracy {100 * result.average_accuracy:.2f}%'
+        + (f', mFID {record["mfid"]:.1f}' if 'mfid' in record else ''))
+    per_seed.append(record)
+  run_config = {**(flags or {}), 'arch': dataclasses.asdict(arch),
+                'strategy': list(strategy), 'num_tasks': num_tasks,
+                'preset': dataclasses.asdict(preset),
+                'iters_per_task': config.iters_per_task, 'replay': replay,
+                'inputs': inputs,
+                'extractor_trainable_until': extractor_trainable_until}
+  record = results_lib.summarise(
+      experiment, run_config, arch, strategy, seeds, per_seed,
+      data_label or dataset.label,
+      extra={'extractor': extractor_meta, 'dataset': dataset.name})
+  results_lib.write(workdir, record)
+  log(f'{record["strategy_name"]}: {100 * record["average_accuracy_mean"]:.2f}'
+      f'% +- {100 * record["average_accuracy_sem"]:.2f}% over '
+      f'{len(seeds)} seed(s); wrote {os.path.join(workdir, "results.json")}')
+  return record
+
+
+def main_guard(main: Callable[[], None]) -> None:
+  """Runs `main`; a ValueError (bad input) becomes one line and exit 2."""
+  try:
+    main()
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)

@@ -1,0 +1,55 @@
+"""The feature cache: frozen-extractor features, computed once per image.
+
+Features live in memory for the process and on disk in the workdir, in
+`features/<dataset>-<fingerprint>.npz`, where the fingerprint hashes the
+extractor's weights: another extractor never reuses stale features.
+"""
+
+import os
+
+import numpy as np
+
+from plr_jax import config as config_lib
+from plr_jax import data as data_lib
+from plr_jax import evaluation
+
+_MEMORY: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def cached_features(arch: config_lib.ArchConfig, variables, fingerprint: str,
+                    dataset: data_lib.Dataset, workdir: str | None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+  """Level-0 features of the train and test images, from cache if there.
+
+  Args:
+    arch: the architecture whose extractor `variables` hold.
+    variables: extractor variables (classifier layout).
+    fingerprint: the extractor's fingerprint (`checkpoint.fingerprint`).
+    dataset: the images; normalised here by their own channel statistics.
+    workdir: where the on-disk cache lives; None keeps it in memory only.
+
+  Returns:
+    `(train_features, test_features)`, float32 [N, D_0].
+  """
+  key = (f'{dataset.name}-{len(dataset.train_labels)}', fingerprint)
+  if key in _MEMORY:
+    return _MEMORY[key]
+  path = None
+  if workdir:
+    path = os.path.join(workdir, 'features', f'{key[0]}-{fingerprint}.npz')
+    if os.path.isfile(path):
+      with np.load(path) as cached:
+        _MEMORY[key] = (cached['train'], cached['test'])
+      return _MEMORY[key]
+  mean, std = dataset.channel_stats()
+  train = evaluation.extract_features(
+      arch, variables, data_lib.normalise(dataset.train_images, mean, std))
+  test = evaluation.extract_features(
+      arch, variables, data_lib.normalise(dataset.test_images, mean, std))
+  if path:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f'{path}.tmp.{os.getpid()}.npz'
+    np.savez(tmp, train=train, test=test)
+    os.replace(tmp, path)
+  _MEMORY[key] = (train, test)
+  return train, test

@@ -1,0 +1,116 @@
+"""Extractor pretraining (DESIGN.md section 5).
+
+The whole classifier (extractor, hidden stack and a head for the pretraining
+classes) is trained end to end with Adam, batch norm in training mode and
+random-crop-plus-flip augmentation done in JAX; only the extractor is kept.
+Each epoch is one jit-compiled `lax.scan` over batches, the images resident
+on the device.
+"""
+
+import dataclasses
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from plr_jax import classifier as classifier_lib
+from plr_jax import config as config_lib
+from plr_jax import continual
+from plr_jax import data as data_lib
+from plr_jax import evaluation
+from plr_jax import loops
+from plr_jax import optim
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+  """Pretraining hyper-parameters; DESIGN.md: 100 epochs, Adam 1e-4, 256."""
+  epochs: int = 100
+  batch_size: int = 256
+  learning_rate: float = 1e-4
+  augment: bool = True
+
+
+@functools.lru_cache(maxsize=None)
+def _make_epoch(arch: config_lib.ArchConfig, config: PretrainConfig,
+                steps_per_epoch: int):
+  model = classifier_lib.Classifier(arch)
+  tx = optim.adam(config.learning_rate)
+
+  def loss_fn(params, batch_stats, images, labels):
+    logits, updates = model.apply(
+        {'params': params, 'batch_stats': batch_stats}, images, True,
+        mutable=['batch_stats'])
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    return loss.mean(), updates.get('batch_stats', {})
+
+  def step(carry, i, perm, images, labels, mean, std, key):
+    params, batch_stats, opt_state = carry
+    rows = jax.lax.dynamic_slice_in_dim(perm, i * config.batch_size,
+                                        config.batch_size)
+    x = (images[rows].astype(jnp.float32) / 255.0 - mean) / std
+    if config.augment:
+      x = data_lib.augment(jax.random.fold_in(key, i), x)
+    (loss, batch_stats), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(params, batch_stats, x, labels[rows])
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), batch_stats, opt_state), loss
+
+  loop = loops.make_loop(step, loops.scan_is_slow(True))
+
+  def epoch(carry, images, labels, mean, std, key):
+    perm = jax.random.permutation(key, images.shape[0])
+    return loop(carry, perm, images, labels, mean, std, key,
+                length=steps_per_epoch)
+
+  return tx, epoch
+
+
+def pretrain(arch: config_lib.ArchConfig, dataset: data_lib.Dataset,
+             config: PretrainConfig, seed: int,
+             on_epoch: Callable[[int, float], None] | None = None):
+  """Trains a classifier on `dataset` and returns its variables.
+
+  Args:
+    arch: the target architecture; the head is resized to the dataset's
+      classes.
+    dataset: e.g. CIFAR-10, or a subset of its classes (Figure 4).
+    config: epochs, batch size, learning rate, augmentation.
+    seed: initialisation, batch order and augmentation.
+    on_epoch: called with the 1-based epoch and its mean training loss.
+
+  Returns:
+    `(variables, test_accuracy)` for the whole classifier; keep
+    `variables['params']['extractor']` and `variables['batch_stats']`.
+  """
+  classes = np.unique(dataset.train_labels)
+  # Labels are remapped to 0..K-1 so a subset of classes gets a K-way head.
+  remap = np.full(int(classes.max()) + 1, -1, np.int32)
+  remap[classes] = np.arange(len(classes))
+  arch = config_lib.with_classes(arch, len(classes))
+  steps_per_epoch = len(dataset.train_labels) // config.batch_size
+  if steps_per_epoch < 1:
+    raise ValueError(f'{len(dataset.train_labels)} training images is fewer '
+                     f'than one batch of {config.batch_size}')
+  tx, epoch = _make_epoch(arch, config, steps_per_epoch)
+  key = jax.random.key(seed)
+  variables = continual.init_classifier(arch, jax.random.fold_in(key, 0))
+  carry = (variables['params'], variables.get('batch_stats', {}),
+           tx.init(variables['params']))
+  mean, std = dataset.channel_stats()
+  images = jnp.asarray(dataset.train_images)
+  labels = jnp.asarray(remap[dataset.train_labels])
+  for e in range(1, config.epochs + 1):
+    carry, losses = epoch(carry, images, labels, mean, std,
+                          jax.random.fold_in(key, e))
+    if on_epoch is not None:
+      on_epoch(e, float(jnp.mean(losses)))
+  variables = {'params': carry[0], 'batch_stats': carry[1]}
+  test = data_lib.normalise(dataset.test_images, mean, std)
+  features = evaluation.extract_features(arch, variables, test)
+  predictions = evaluation.predict(arch, variables['params'], features)
+  accuracy = float(np.mean(predictions == remap[dataset.test_labels]))
+  return variables, accuracy

@@ -1,0 +1,97 @@
+"""Dataset loaders on fake files in the real formats; augmentation."""
+
+import os
+import pickle
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from plr_jax import data
+from tests import fake_data
+
+
+def test_cifar10_from_standard_files(tmp_path):
+  fake_data.write_cifar10(tmp_path)
+  ds = data.load('cifar10', str(tmp_path))
+  assert ds.train_images.shape == (100, 32, 32, 3)
+  assert ds.train_images.dtype == np.uint8
+  assert ds.test_images.shape == (40, 32, 32, 3)
+  assert ds.num_classes == 10 and ds.label == 'exact'
+  # Channel-major rows become HWC images: the class shows in every pixel.
+  assert np.all(ds.train_images[ds.train_labels == 9].mean() >
+                ds.train_images[ds.train_labels == 0].mean())
+
+
+def test_cifar10_written_by_python3_is_read_and_labelled_jpeg(tmp_path):
+  root = tmp_path / 'cifar-10-batches-py'
+  root.mkdir()
+  for name in [f'data_batch_{i}' for i in range(1, 6)] + ['test_batch']:
+    with open(root / name, 'wb') as fh:
+      pickle.dump({'labels': [0, 1], 'data': np.zeros((2, 3072), np.uint8),
+                   'filenames': [f'{name}_0.png', f'{name}_1.png']}, fh)
+  ds = data.load('cifar10', str(tmp_path))
+  assert ds.label == 'jpeg' and ds.train_images.shape == (10, 32, 32, 3)
+
+
+def test_cifar100_fine_labels(tmp_path):
+  fake_data.write_cifar100(tmp_path)
+  ds = data.load('cifar100', str(tmp_path))
+  assert ds.train_images.shape == (300, 32, 32, 3)
+  assert ds.num_classes == 100
+  np.testing.assert_array_equal(np.bincount(ds.test_labels), np.ones(100))
+
+
+def test_fashion_mnist_idx_files(tmp_path):
+  fake_data.write_fashion_mnist(tmp_path / 'fashion-mnist')
+  ds = data.load('fashion_mnist', str(tmp_path))  # finds the subfolder
+  assert ds.train_images.shape == (200, 28, 28, 1)
+  assert ds.test_labels.shape == (50,)
+
+
+@pytest.mark.skipif(
+    not os.path.isdir(data.DEBIAN_FASHION_MNIST),
+    reason='Debian dataset-fashion-mnist not installed (.ci/run installs it)')
+def test_fashion_mnist_found_without_flags():
+  ds = data.load('fashion_mnist')
+  assert ds.train_images.shape == (60000, 28, 28, 1)
+  assert ds.test_images.shape == (10000, 28, 28, 1)
+
+
+def test_missing_dataset_is_one_specific_line(tmp_path):
+  with pytest.raises(data.DatasetNotFoundError) as error:
+    data.load('cifar100', str(tmp_path))
+  message = str(error.value)
+  assert '\n' not in message
+  assert str(tmp_path) in message and 'cifar-100-python.tar.gz' in message
+  with pytest.raises(ValueError, match='unknown dataset'):
+    data.load('mnist')
+
+
+def test_normalise_and_subset(tmp_path):
+  fake_data.write_cifar10(tmp_path)
+  ds = data.load('cifar10', str(tmp_path))
+  mean, std = ds.channel_stats()
+  x = data.normalise(ds.train_images, mean, std)
+  np.testing.assert_allclose(x.reshape(-1, 3).mean(0), 0, atol=1e-4)
+  np.testing.assert_allclose(x.reshape(-1, 3).std(0), 1, atol=1e-3)
+  sub = ds.subset([2, 7])
+  assert set(np.unique(sub.train_labels)) == {2, 7}
+
+
+def test_augment_crops_and_flips():
+  images = jnp.arange(2 * 6 * 6 * 1, dtype=jnp.float32).reshape(2, 6, 6, 1) + 1
+  out = jax.jit(data.augment, static_argnums=2)(jax.random.key(0), images, 2)
+  assert out.shape == images.shape
+  # Same key, same result; every output is a crop of the padded, maybe
+  # flipped input.
+  np.testing.assert_array_equal(
+      out, data.augment(jax.random.key(0), images, 2))
+  for img, src in zip(np.asarray(out), np.asarray(images)):
+    padded = np.pad(src, ((2, 2), (2, 2), (0, 0)))
+    crops = [padded[i:i + 6, j:j + 6] for i in range(5) for j in range(5)]
+    crops += [c[:, ::-1] for c in crops]
+    assert any(np.array_equal(img, c) for c in crops)
+  outs = [data.augment(jax.random.key(k), images, 2) for k in range(8)]
+  assert len({np.asarray(o).tobytes() for o in outs}) > 1

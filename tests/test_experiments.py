@@ -1,0 +1,166 @@
+"""Every binary end to end with --preset=tiny on fake data in the real file
+formats, its results.json validated; bad input gets one line and exit 2."""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from plr_jax import data
+from tests import fake_data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(binary, *args, expect=0):
+  env = {**os.environ, 'PYTHONPATH': ROOT, 'JAX_PLATFORMS': 'cpu'}
+  proc = subprocess.run(
+      [sys.executable, '-m', f'experiments.{binary}', *args], cwd=ROOT,
+      env=env, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == expect, proc.stderr[-3000:]
+  return proc
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  root = tmp_path_factory.mktemp('data')
+  fake_data.write_cifar10(root, per_class_train=10, per_class_test=4)
+  fake_data.write_cifar100(root, per_class_train=4, per_class_test=2)
+  fake_data.write_fashion_mnist(root, per_class_train=12, per_class_test=4)
+  return str(root)
+
+
+@functools.lru_cache(maxsize=None)
+def _results(workdir):
+  with open(os.path.join(workdir, 'results.json')) as fh:
+    return json.load(fh)
+
+
+def _check_record(record, tasks, seeds, mfid):
+  assert record['seeds'] == seeds
+  assert record['data'] == 'fake'
+  assert len(record['per_seed']) == len(seeds)
+  for seed in record['per_seed']:
+    matrix = np.asarray(seed['accuracy_matrix'])
+    assert matrix.shape == (tasks, tasks)
+    assert np.all((matrix >= 0) & (matrix <= 1))
+    assert seed['average_accuracy'] == pytest.approx(matrix[-1].mean())
+    assert all(np.isfinite(v) for v in seed['final_losses'].values())
+    assert ('mfid' in seed) == mfid
+    if mfid:
+      assert np.isfinite(seed['mfid']) and seed['mfid'] >= 0
+  accs = [s['average_accuracy'] for s in record['per_seed']]
+  assert record['average_accuracy_mean'] == pytest.approx(np.mean(accs))
+  assert 0 < record['r_paper'] <= 1 and 0 < record['r_exact'] <= 1
+  assert record['timing']['wall_time_s'] > 0
+  assert record['config']['preset']['name'] == 'tiny'
+
+
+def test_split_cifar100_pretrains_then_runs(data_dir, tmp_path):
+  workdir = str(tmp_path / 'c100')
+  proc = _run('split_cifar100', f'--workdir={workdir}',
+              f'--data_dir={data_dir}', '--preset=tiny', '--seeds=0,1',
+              '--strategy=0.3,0.7', '--data_label=fake')
+  assert 'pretrain epoch 1/1' in proc.stderr
+  assert 'task 10/10 iter 20/20' in proc.stderr  # progress lines
+  record = _results(workdir)
+  _check_record(record, tasks=10, seeds=[0, 1], mfid=True)
+  assert record['strategy'] == [0.3, 0.7]
+  assert record['extractor']['dataset'] == 'cifar10'
+  assert os.path.isfile(os.path.join(workdir, 'extractor', 'meta.json'))
+  assert 'S=[0.3, 0.7]' in open(os.path.join(workdir, 'results.md')).read()
+  # The feature cache is keyed by the extractor's fingerprint.
+  cached = os.listdir(os.path.join(workdir, 'features'))
+  assert any(record['extractor']['fingerprint'] in f for f in cached)
+  # A second run reuses the extractor instead of pretraining again.
+  proc = _run('split_cifar100', f'--workdir={workdir}',
+              f'--data_dir={data_dir}', '--preset=tiny', '--seeds=0',
+              '--strategy=ir', '--mfid=false', '--data_label=fake')
+  assert 'using extractor' in proc.stderr
+  assert 'pretrain epoch' not in proc.stderr
+
+  from plr_jax import plots  # pylint: disable=g-import-not-at-top
+  out = str(tmp_path / 'plots')
+  assert plots.main([workdir, '--out', out]) == 0
+  for name in ('heatmap_0.png', 'accuracy_per_task.png', 'accuracy_vs_r.png',
+               'summary.md'):
+    assert os.path.getsize(os.path.join(out, name)) > 0
+
+
+def test_split_cifar10_buffer_replay(data_dir, tmp_path):
+  workdir = str(tmp_path / 'c10')
+  _run('split_cifar10', f'--workdir={workdir}', f'--data_dir={data_dir}',
+       '--preset=tiny', '--seeds=0', '--arch=arch2',
+       '--strategy=0.5,0.3,0.2', '--data_label=fake')
+  record = _results(workdir)
+  _check_record(record, tasks=2, seeds=[0], mfid=False)
+  assert record['config']['replay'] == 'buffer'
+  assert record['config']['arch']['num_classes'] == 10
+
+
+def test_fashion_mnist_ir_frozen(data_dir, tmp_path):
+  workdir = str(tmp_path / 'fm')
+  _run('fashion_mnist', f'--workdir={workdir}', f'--data_dir={data_dir}',
+       '--preset=tiny', '--seeds=0', '--setup=ir_frozen',
+       '--strategy=0.5,0.3,0.2', '--data_label=fake')
+  record = _results(workdir)
+  _check_record(record, tasks=5, seeds=[0], mfid=False)
+  assert record['config']['extractor_trainable_until'] == 1
+
+
+def test_pretrain_and_ablation(data_dir, tmp_path):
+  workdir = str(tmp_path / 'pre')
+  _run('pretrain', f'--workdir={workdir}', f'--data_dir={data_dir}',
+       '--preset=tiny', '--seeds=0', '--num_classes=4', '--noaugment')
+  meta = json.load(open(os.path.join(workdir, 'meta.json')))
+  assert len(meta['classes']) == 4 and meta['augment'] is False
+  assert 0 <= meta['test_accuracy'] <= 1
+  ablation = str(tmp_path / 'fig4')
+  _run('pretraining_ablation', f'--workdir={ablation}',
+       f'--data_dir={data_dir}', '--preset=tiny', '--seeds=0',
+       '--class_counts=0,2', '--augment=true', '--iters_per_task=5',
+       '--data_label=fake')
+  summary = json.load(open(os.path.join(ablation, 'results.json')))
+  assert [r['setting'] for r in summary['rows']] == ['k0_aug0', 'k2_aug1']
+  assert all(0 <= r['accuracy_mean'] <= 1 for r in summary['rows'])
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--strategy=0.5,0.6'], 'sums to 1.1, not 1'),
+    (['--strategy=0.5,0.3,0.2'], '3 entries but arch1 has 2 levels'),
+    (['--strategy=-0.5,1.5'], 'is negative'),
+    (['--seeds='], '--seeds is empty'),
+    (['--seeds=a,b'], '--seeds must be integers'),
+    (['--iters_per_task=0'], '--iters_per_task must be positive'),
+    (['--arch=arch9'], "unknown arch 'arch9'"),
+    (['--preset=huge'], "unknown preset 'huge'"),
+    (['--workdir=/proc/plr_cannot_write'], 'is not writable'),
+    (['--data_dir=/nonexistent'], 'cifar100 not found'),
+])
+def test_bad_input_is_one_line_and_exit_2(data_dir, tmp_path, args, message):
+  base = {'--workdir': str(tmp_path / 'w'), '--data_dir': data_dir,
+          '--preset': 'tiny'}
+  for arg in args:
+    base[arg.split('=')[0]] = arg.split('=', 1)[1]
+  proc = _run('split_cifar100', *[f'{k}={v}' for k, v in base.items()],
+              expect=2)
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and message in lines[0], proc.stderr
+  assert 'Traceback' not in proc.stderr
+
+
+@pytest.mark.skipif(
+    not os.path.isdir(data.DEBIAN_FASHION_MNIST),
+    reason='Debian dataset-fashion-mnist not installed (.ci/run installs it)')
+def test_real_fashion_mnist_two_tasks_beats_chance(tmp_path):
+  workdir = str(tmp_path / 'real')
+  _run('fashion_mnist', f'--workdir={workdir}', '--preset=tiny',
+       '--seeds=0', '--num_tasks=2', '--iters_per_task=300')
+  record = _results(workdir)
+  assert record['data'] == 'exact'
+  # Chance is 10% over the 10 classes.
+  assert record['average_accuracy_mean'] > 0.3, record['per_seed']
