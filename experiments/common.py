@@ -10,6 +10,7 @@ import sys
 from absl import flags
 
 from plr_jax import config as config_lib
+from plr_jax import data
 from plr_jax import experiment
 from plr_jax import strategy as strategy_lib
 
@@ -67,7 +68,7 @@ def data_label() -> str | None:
   return None if FLAGS.data_label == 'auto' else FLAGS.data_label
 
 
-def arch(name: str, allowed: tuple[str, ...]) -> config_lib.ArchConfig:
+def arch_preset(name: str, allowed: tuple[str, ...]) -> config_lib.ArchConfig:
   if name not in allowed:
     raise ValueError(f'unknown arch {name!r}; choose one of '
                      f'{", ".join(allowed)}')
@@ -97,3 +98,36 @@ def flag_values() -> dict:
     if 'experiments' in module or module == sys.argv[0]:
       values.update({f.name: f.value for f in module_flags})
   return values
+
+
+def define_cifar_flags(default_strategy_help: str) -> None:
+  """The flags of the CIFAR protocols (Tables 1 and 2)."""
+  flags.DEFINE_string('arch', 'arch1', 'arch1 or arch2.')
+  flags.DEFINE_string('strategy', 'ir', default_strategy_help)
+  flags.DEFINE_string('extractor_dir', None, 'Pretrained extractor checkpoint '
+                      '(default WORKDIR/extractor; pretrained there on '
+                      'CIFAR-10 if absent).')
+  flags.DEFINE_integer('pretrain_epochs', None,
+                       "Default: the preset's (100).")
+
+
+def run_cifar(experiment_name: str, dataset_name: str, num_tasks: int, *,
+              replay: str, compute_mfid: bool) -> None:
+  """Validates the flags, gets the extractor and runs a CIFAR protocol."""
+  arch = arch_config = arch_preset(FLAGS.arch, ('arch1', 'arch2'))
+  chosen = strategy(FLAGS.strategy, arch)
+  run_seeds, run_preset = seeds(), preset()
+  iters, label = iters_per_task(), data_label()
+  work = workdir()
+  dataset = data.load(dataset_name, FLAGS.data_dir)
+  extractor, meta = experiment.get_extractor(
+      arch, extractor_dir(FLAGS.extractor_dir, work), FLAGS.data_dir,
+      FLAGS.pretrain_epochs or run_preset.pretrain_epochs, seed=0)
+  if dataset.num_classes != arch.num_classes:
+    # One logit per class of the benchmark (10 for split CIFAR-10).
+    arch_config = config_lib.with_classes(arch, dataset.num_classes)
+  experiment.run_continual(
+      experiment_name, arch_config, chosen, dataset, extractor, meta,
+      num_tasks=num_tasks, preset=run_preset, seeds=run_seeds, workdir=work,
+      iters_per_task=iters, replay=replay, compute_mfid=compute_mfid,
+      data_label=label, flags=flag_values())

@@ -40,7 +40,7 @@ def main(argv):
       raise ValueError(f'unknown setup {FLAGS.setup!r}; choose one of '
                        f'{", ".join(SETUPS)} (gr and gr_frozen, which replay '
                        'images, are not implemented)')
-    arch = common.arch(FLAGS.arch, ('fmnist', 'fmnist_scripts'))
+    arch = common.arch_preset(FLAGS.arch, ('fmnist', 'fmnist_scripts'))
     strategy = common.strategy(FLAGS.strategy, arch)
     if FLAGS.setup == 'ir_naive' and strategy[0] != 1.0:
       raise ValueError('the ir_naive setup is Internal Replay; drop --strategy')

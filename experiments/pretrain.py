@@ -29,7 +29,7 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)  # orbax logs every read at INFO
   def run():
-    arch = common.arch(FLAGS.arch, ('arch1', 'arch2', 'fmnist',
+    arch = common.arch_preset(FLAGS.arch, ('arch1', 'arch2', 'fmnist',
                                     'fmnist_scripts'))
     seeds, preset = common.seeds(), common.preset()
     epochs = FLAGS.epochs or preset.pretrain_epochs

@@ -43,7 +43,7 @@ def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
   def run():
-    arch = common.arch(FLAGS.arch, ('arch1', 'arch2'))
+    arch = common.arch_preset(FLAGS.arch, ('arch1', 'arch2'))
     seeds, preset = common.seeds(), common.preset()
     iters, label = common.iters_per_task(), common.data_label()
     try:

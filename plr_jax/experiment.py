@@ -62,7 +62,7 @@ def get_preset(name: str) -> Preset:
 def shrink(arch: config_lib.ArchConfig) -> config_lib.ArchConfig:
   """A small network with the same image size, levels and classes."""
   return dataclasses.replace(
-      arch, name=f'{arch.name}', conv_channels=(4,) * len(arch.conv_channels),
+      arch, conv_channels=(4,) * len(arch.conv_channels),
       hidden=(24,) * arch.num_levels, z_dim=4)
 
 

@@ -57,10 +57,7 @@ def plot(runs: list[dict], out: str) -> list[str]:
     ax.set_yticks(ticks, ticks + 1)
     ax.set_title(f'{_label(run)}, seed {run["seeds"][0]}', fontsize=9)
     fig.colorbar(im, ax=ax, label='accuracy (%)')
-    path = os.path.join(out, f'heatmap_{i}.png')
-    fig.savefig(path, dpi=100, bbox_inches='tight')
-    plt.close(fig)
-    written.append(path)
+    written.append(_save(fig, os.path.join(out, f'heatmap_{i}.png')))
 
   fig, ax = plt.subplots(figsize=(6, 4))
   for run in runs:
@@ -76,10 +73,7 @@ def plot(runs: list[dict], out: str) -> list[str]:
   ax.set_xlabel('tasks learnt')
   ax.set_ylabel('average accuracy on tasks seen (%)')
   ax.legend(fontsize=7)
-  path = os.path.join(out, 'accuracy_per_task.png')
-  fig.savefig(path, dpi=100, bbox_inches='tight')
-  plt.close(fig)
-  written.append(path)
+  written.append(_save(fig, os.path.join(out, 'accuracy_per_task.png')))
 
   fig, ax = plt.subplots(figsize=(5, 4))
   for run in runs:
@@ -89,16 +83,19 @@ def plot(runs: list[dict], out: str) -> list[str]:
   ax.set_xlabel('relative cost R, paper accounting (%)')
   ax.set_ylabel('final average accuracy (%)')
   ax.legend(fontsize=7)
-  path = os.path.join(out, 'accuracy_vs_r.png')
-  fig.savefig(path, dpi=100, bbox_inches='tight')
-  plt.close(fig)
-  written.append(path)
+  written.append(_save(fig, os.path.join(out, 'accuracy_vs_r.png')))
 
   path = os.path.join(out, 'summary.md')
   results_lib.write_text_atomic(
       path, '\n'.join(results_lib.table_rows(runs)) + '\n')
   written.append(path)
   return written
+
+
+def _save(fig, path: str) -> str:
+  fig.savefig(path, dpi=100, bbox_inches='tight')
+  plt.close(fig)
+  return path
 
 
 def _sem(curves: np.ndarray) -> np.ndarray:

@@ -95,3 +95,23 @@ def test_augment_crops_and_flips():
     assert any(np.array_equal(img, c) for c in crops)
   outs = [data.augment(jax.random.key(k), images, 2) for k in range(8)]
   assert len({np.asarray(o).tobytes() for o in outs}) > 1
+
+
+def test_tensorflow_datasets_is_tried_last(tmp_path, monkeypatch):
+  """The tfds path, with a stand-in module (no download, no TensorFlow)."""
+  import sys
+  import types
+  calls = []
+
+  def fake_load(name, split, batch_size, data_dir, as_supervised):
+    calls.append((name, tuple(split), batch_size, data_dir, as_supervised))
+    make = lambda n: (np.zeros((n, 32, 32, 3), np.uint8),
+                      np.arange(n) % 100)
+    return [make(6), make(3)]
+
+  module = types.SimpleNamespace(load=fake_load, as_numpy=lambda x: x)
+  monkeypatch.setitem(sys.modules, 'tensorflow_datasets', module)
+  ds = data.load('cifar100', str(tmp_path))
+  assert ds.source == 'tensorflow-datasets'
+  assert ds.train_images.shape == (6, 32, 32, 3) and ds.test_labels.shape == (3,)
+  assert calls == [('cifar100', ('train', 'test'), -1, str(tmp_path), True)]
