@@ -3,11 +3,15 @@ r"""Figure 5: Fashion-MNIST, 5 tasks of 2 classes, without pretraining.
   python -m experiments.fashion_mnist --workdir=/tmp/plr/fm_ir_frozen \
       --setup=ir_frozen --seeds=0,1,2
 
-Setups (the classifier's extractor trains on the images of task 1):
+Setups (no pretraining: the classifier's extractor trains on the images of
+task 1):
+  gr:        standard generative replay of images (an image VAE; replayed
+             images run through the whole classifier);
   ir_frozen: Internal Replay (or --strategy) with the extractor frozen
              after task 1;
+  gr_frozen: GR with the classifier's extractor and the VAE's convolutional
+             encoder and decoder frozen after task 1;
   ir_naive:  Internal Replay with nothing frozen (expected to fail badly).
-The image-replay setups of the figure (gr, gr_frozen) are not implemented.
 Fashion-MNIST is found in --data_dir or /usr/share/datasets/fashion-mnist.
 """
 
@@ -19,7 +23,9 @@ from experiments import common
 from plr_jax import data
 from plr_jax import experiment
 
-SETUPS = {'ir_frozen': 1, 'ir_naive': None}
+# setup: (replay, freeze the convolutional parts after this task).
+SETUPS = {'gr': ('images', None), 'ir_frozen': ('generative', 1),
+          'gr_frozen': ('images', 1), 'ir_naive': ('generative', None)}
 # The authors' Fashion-MNIST scripts ran 2000 iterations per task.
 FMNIST_ITERS_PER_TASK = 2000
 
@@ -38,12 +44,13 @@ def main(argv):
   def run():
     if FLAGS.setup not in SETUPS:
       raise ValueError(f'unknown setup {FLAGS.setup!r}; choose one of '
-                       f'{", ".join(SETUPS)} (gr and gr_frozen, which replay '
-                       'images, are not implemented)')
+                       f'{", ".join(SETUPS)}')
     arch = common.arch_preset(FLAGS.arch, ('fmnist', 'fmnist_scripts'))
     strategy = common.strategy(FLAGS.strategy, arch)
-    if FLAGS.setup == 'ir_naive' and strategy[0] != 1.0:
-      raise ValueError('the ir_naive setup is Internal Replay; drop --strategy')
+    replay, frozen_after = SETUPS[FLAGS.setup]
+    if FLAGS.setup != 'ir_frozen' and strategy[0] != 1.0:
+      raise ValueError(f'--strategy applies to ir_frozen; {FLAGS.setup} '
+                       'replays at one level')
     seeds, preset = common.seeds(), common.preset()
     iters, label = common.iters_per_task(), common.data_label()
     if iters is None and preset.name == 'paper':
@@ -57,8 +64,8 @@ def main(argv):
         'fashion_mnist', arch, strategy, fmnist, None, None,
         num_tasks=FLAGS.num_tasks, preset=preset, seeds=seeds,
         workdir=workdir, iters_per_task=iters,
-        data_label=label, inputs='images',
-        extractor_trainable_until=SETUPS[FLAGS.setup],
+        data_label=label, inputs='images', replay=replay,
+        extractor_trainable_until=frozen_after,
         flags=common.flag_values())
   experiment.main_guard(run)
 

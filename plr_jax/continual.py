@@ -18,6 +18,7 @@ from plr_jax import classifier as classifier_lib
 from plr_jax import config as config_lib
 from plr_jax import evaluation
 from plr_jax import generator as generator_lib
+from plr_jax import image_generator
 from plr_jax import loops
 from plr_jax import optim
 from plr_jax import steps
@@ -45,11 +46,13 @@ class ContinualConfig:
     if self.inputs not in ('features', 'images'):
       raise ValueError(f'inputs must be "features" or "images", got '
                        f'{self.inputs!r}')
-    if self.inputs == 'images' and self.replay != 'generative':
+    if self.replay not in ('generative', 'buffer', 'images'):
+      raise ValueError(f'replay must be "generative", "buffer" or "images", '
+                       f'got {self.replay!r}')
+    if self.inputs == 'images' and self.replay == 'buffer':
       raise ValueError('training on images needs generative replay')
-    if self.replay not in ('generative', 'buffer'):
-      raise ValueError(f'replay must be "generative" or "buffer", got '
-                       f'{self.replay!r}')
+    if self.replay == 'images' and self.inputs != 'images':
+      raise ValueError('replaying images needs inputs="images"')
     if self.arch.num_classes % self.num_tasks:
       raise ValueError(f'{self.arch.num_classes} classes do not split into '
                        f'{self.num_tasks} equal tasks')
@@ -109,6 +112,14 @@ def init_generator(arch: config_lib.ArchConfig, key: jax.Array):
       {'params': key}, features, jax.random.key(0))['params']
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def init_image_generator(arch: config_lib.ArchConfig, key: jax.Array):
+  """Parameters of the image VAE used by standard generative replay."""
+  images = jnp.zeros((1,) + tuple(arch.image_shape), jnp.float32)
+  return image_generator.ImageGenerator(arch).init(
+      {'params': key}, images, jax.random.key(0))['params']
+
+
 def init_state(config: ContinualConfig, key: jax.Array,
                classifier_params=None) -> steps.PLRState:
   """A fresh PLR state; on cached features the extractor is left out."""
@@ -122,8 +133,10 @@ def init_state(config: ContinualConfig, key: jax.Array,
        if k != 'extractor' or config.inputs == 'images'})
   tx = optim.adam(config.learning_rate)
   generator = prev_generator = None
-  if config.replay == 'generative':
-    gen = init_generator(config.arch, gen_key)
+  if config.replay != 'buffer':
+    gen = (init_image_generator(config.arch, gen_key)
+           if config.replay == 'images' else
+           init_generator(config.arch, gen_key))
     generator = steps.TrainState.create(gen, tx)
     prev_generator = steps.copy_tree(gen)
   return steps.PLRState(
@@ -150,6 +163,10 @@ def make_chunk_runner(config: ContinualConfig, jit: bool = True):
         config.arch, config.strategy, config.replay_size, tx, tx,
         inputs=config.inputs,
         extractor_trainable_until=config.extractor_trainable_until, jit=False)
+  elif config.replay == 'images':
+    plr_step = steps.make_gr_step(
+        config.arch, config.replay_size, tx, tx,
+        frozen_after=config.extractor_trainable_until, jit=False)
   else:
     buffer_step = steps.make_buffer_step(config.arch, config.strategy,
                                          config.replay_size, tx, jit=False)
@@ -158,9 +175,9 @@ def make_chunk_runner(config: ContinualConfig, jit: bool = True):
     key = jax.random.fold_in(jax.random.fold_in(state.key, state.step), 1)
     pick = rows[jax.random.randint(key, (config.batch_size,), 0, num_rows)]
     batch = steps.Batch(x=features[pick], y=labels[pick])
-    if config.replay == 'generative':
-      return plr_step(state, batch, info)
-    return buffer_step(state, batch, buffer, info)
+    if config.replay == 'buffer':
+      return buffer_step(state, batch, buffer, info)
+    return plr_step(state, batch, info)
 
   if not jit:
     def run_chunk(state, features, labels, rows, num_rows, buffer_rows, info,
@@ -197,6 +214,8 @@ def run(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
     classifier_params: pretrained classifier parameters (their extractor
       produced the features); fresh ones if None.
     on_task_end: called with the 1-based task and the state after each task.
+      The next task donates (reuses) the state's buffers: copy what you keep,
+      e.g. with `jax.device_get`.
     on_chunk: called with the 1-based task and the iterations done in it
       after every chunk (progress reports).
 

@@ -23,6 +23,7 @@ import optax
 from plr_jax import classifier as classifier_lib
 from plr_jax import config as config_lib
 from plr_jax import generator as generator_lib
+from plr_jax import image_generator
 from plr_jax import losses
 from plr_jax import optim
 from plr_jax import replay as replay_lib
@@ -131,7 +132,8 @@ def _combine_gates(static: Mapping[str, bool], params,
 def make_classifier_step(
     arch: config_lib.ArchConfig, tx: optax.GradientTransformation,
     strategy: strategy_lib.Strategy, replay_size: int, *,
-    inputs: str = 'features', with_current: bool = True, jit: bool = True,
+    inputs: str = 'features', with_current: bool = True,
+    replay_images: bool = False, jit: bool = True,
 ) -> Callable[..., tuple[TrainState, Metrics]]:
   """Builds `step(state, batch, replay, info, trainable=None)`.
 
@@ -144,6 +146,9 @@ def make_classifier_step(
     inputs: `"features"` (level-0 features) or `"images"` (runs the extractor,
       in inference mode, and trains it unless its gate is closed).
     with_current: False builds a replay-only step (`batch` is ignored).
+    replay_images: the replay batch holds images (`levels=(images,)`) that
+      run through the whole classifier (standard generative replay, GR);
+      the strategy must then be IR.
     jit: return the step jit-compiled, state donated.
 
   Returns:
@@ -157,13 +162,19 @@ def make_classifier_step(
   slices = strategy_lib.split_batch(strategy, replay_size)
   model = Classifier(arch)
 
+  if replay_images and slices[0] != replay_size:
+    raise ValueError('replay of images enters at the input: use IR')
+
   def replay_loss(params, replay: replay_lib.ReplayBatch, info: TaskInfo):
     outs, offset = [], 0
     for level, size in enumerate(slices):
       if size:
         h = jax.lax.stop_gradient(replay.levels[level][offset:offset + size])
-        outs.append(model.apply({'params': params}, h, level,
-                                method=Classifier.classify_from))
+        if replay_images:
+          outs.append(model.apply({'params': params}, h))
+        else:
+          outs.append(model.apply({'params': params}, h, level,
+                                  method=Classifier.classify_from))
         offset += size
     logits = jnp.concatenate(outs)
     return jnp.mean(losses.distillation(logits, replay.logits, info.replayed))
@@ -211,7 +222,7 @@ def make_classifier_step(
 
 def make_generator_step(
     arch: config_lib.ArchConfig, tx: optax.GradientTransformation, *,
-    with_current: bool = True, jit: bool = True,
+    with_current: bool = True, model=None, jit: bool = True,
 ) -> Callable[..., tuple[TrainState, Metrics]]:
   """Builds `step(state, levels, labels, replay, info, key, trainable=None)`.
 
@@ -219,10 +230,10 @@ def make_generator_step(
   level 0 first): the reconstruction targets, with `labels` choosing each
   example's prior mode. Replayed data is reconstructed towards the previous
   generator's own outputs, with the mixture prior weighted by the previous
-  classifier's softened predictions.
+  classifier's softened predictions. `model` defaults to `Generator(arch)`;
+  an `ImageGenerator` takes `levels=(images,)`.
   """
-  model = Generator(arch)
-  gate_names = generator_lib.layer_names(arch)
+  model = model or Generator(arch)
 
   def vae_terms(params, x, targets, key):
     mean, logvar, z, outs = model.apply({'params': params}, x, key)
@@ -266,7 +277,7 @@ def make_generator_step(
     grads, metrics = jax.grad(loss_fn, has_aux=True)(
         state.params, levels, labels, replay, info, key)
     has_data = with_current or replay is not None
-    gates = _combine_gates({name: has_data for name in gate_names},
+    gates = _combine_gates({name: has_data for name in state.params},
                            state.params, trainable)
     params, opt_state = optim.gated_update(tx, grads, state.params,
                                            state.opt_state, gates)
@@ -337,6 +348,65 @@ def make_plr_step(
     state = state.replace(classifier=classifier, generator=generator,
                           step=state.step + 1)
     return state, metrics
+
+  return jax.jit(step, donate_argnums=0) if jit else step
+
+
+def make_gr_step(
+    arch: config_lib.ArchConfig, replay_size: int,
+    classifier_tx: optax.GradientTransformation,
+    generator_tx: optax.GradientTransformation, *,
+    frozen_after: int | None = None, jit: bool = True,
+) -> Callable[[PLRState, Batch, TaskInfo], tuple[PLRState, Metrics]]:
+  """Standard generative replay of images (Figure 5's GR baselines).
+
+  The previous `ImageGenerator` samples images of earlier classes, the
+  previous classifier labels them softly, and they run through the whole
+  classifier; both networks train on images. With `frozen_after=K` the
+  classifier's extractor and the generator's convolutional encoder and
+  decoder are frozen after task K (`gr_frozen`).
+  """
+  generator = image_generator.ImageGenerator(arch)
+  ir = strategy_lib.internal_replay(arch.num_levels)
+  classifier_step = make_classifier_step(
+      arch, classifier_tx, ir, replay_size, inputs='images',
+      replay_images=True, jit=False)
+  generator_step = make_generator_step(arch, generator_tx, model=generator,
+                                       jit=False)
+  model = Classifier(arch)
+
+  def sample(state, key, info):
+    _, (images,) = generator.apply(
+        {'params': state.prev_generator}, key, info.replayed, replay_size,
+        method=image_generator.ImageGenerator.sample)
+    logits = model.apply({'params': state.prev_classifier}, images)
+    return replay_lib.ReplayBatch(levels=(jax.lax.stop_gradient(images),),
+                                  logits=jax.lax.stop_gradient(logits))
+
+  def step(state: PLRState, batch: Batch, info: TaskInfo):
+    key = jax.random.fold_in(state.key, state.step)
+    replay_key, generator_key = jax.random.split(key)
+    empty = replay_lib.ReplayBatch(
+        levels=(jnp.zeros((replay_size,) + batch.x.shape[1:], batch.x.dtype),),
+        logits=jnp.zeros((replay_size, arch.num_classes), batch.x.dtype))
+    replay = jax.lax.cond(info.task > 1,
+                          lambda: sample(state, replay_key, info),
+                          lambda: empty)
+    classifier_trainable = generator_trainable = None
+    if frozen_after is not None:
+      open_gate = info.task <= frozen_after
+      classifier_trainable = {'extractor': open_gate}
+      generator_trainable = {'conv_encoder': open_gate,
+                             'conv_decoder': open_gate}
+    classifier, classifier_metrics = classifier_step(
+        state.classifier, batch, replay, info, classifier_trainable)
+    generator_state, generator_metrics = generator_step(
+        state.generator, (batch.x,), batch.y, replay, info, generator_key,
+        generator_trainable)
+    metrics = {f'classifier/{k}': v for k, v in classifier_metrics.items()}
+    metrics.update({f'generator/{k}': v for k, v in generator_metrics.items()})
+    return state.replace(classifier=classifier, generator=generator_state,
+                         step=state.step + 1), metrics
 
   return jax.jit(step, donate_argnums=0) if jit else step
 

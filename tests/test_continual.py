@@ -42,7 +42,9 @@ def _run(seed):
   snapshots = {}
 
   def on_task_end(task, state):
-    snapshots[task] = (state.prev_classifier, state.prev_generator)
+    # The next task reuses (donates) the state's buffers: keep host copies.
+    snapshots[task] = jax.device_get((state.prev_classifier,
+                                      state.prev_generator))
 
   result = continual.run(CONFIG, train, test, seed, classifier_params=params,
                          on_task_end=on_task_end)
@@ -135,3 +137,34 @@ def test_buffer_replay_run_compiles_once_and_is_deterministic():
   assert continual.make_chunk_runner(config).loop._cache_size() == 1
   again = continual.run(config, train, test, 0, classifier_params=params)
   np.testing.assert_array_equal(result.accuracy, again.accuracy)
+
+
+def test_generative_replay_of_images_freezes_conv_parts_after_task_1():
+  """GR with frozen convolutions (Figure 5's gr_frozen) on tiny images."""
+  from tests.conftest import TINY3  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  labels = np.repeat(np.arange(6), 8)
+  images = (rng.normal(size=(48,) + TINY3.image_shape)
+            + labels[:, None, None, None] * 0.3).astype(np.float32)
+  config = continual.ContinualConfig(
+      arch=TINY3, strategy=(1.0, 0.0, 0.0), num_tasks=3, iters_per_task=6,
+      batch_size=8, replay_size=8, learning_rate=3e-3, chunk_size=6,
+      inputs='images', replay='images', extractor_trainable_until=1)
+  ends = {}
+  result = continual.run(config, (images, labels), (images, labels), 0,
+                         on_task_end=lambda t, s: ends.setdefault(
+                             t, jax.device_get(s)))
+  assert result.accuracy.shape == (3, 3)
+  for task_losses in result.losses:
+    assert all(np.all(np.isfinite(v)) for v in task_losses.values())
+  assert np.all(result.losses[2]['generator/replay_recon'] > 0)
+  after_1, after_3 = ends[1], result.state
+  chex.assert_trees_all_equal(after_1.prev_classifier['extractor'],
+                              after_3.classifier.params['extractor'])
+  for part in ('conv_encoder', 'conv_decoder'):
+    chex.assert_trees_all_equal(after_1.prev_generator[part],
+                                after_3.generator.params[part])
+  assert not np.array_equal(after_1.prev_classifier['head']['kernel'],
+                            after_3.classifier.params['head']['kernel'])
+  assert not np.array_equal(after_1.prev_generator['dec_0']['kernel'],
+                            after_3.generator.params['dec_0']['kernel'])

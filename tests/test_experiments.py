@@ -102,14 +102,19 @@ def test_split_cifar10_buffer_replay(data_dir, tmp_path):
   assert record['config']['arch']['num_classes'] == 10
 
 
-def test_fashion_mnist_ir_frozen(data_dir, tmp_path):
+@pytest.mark.parametrize('setup, strategy, replay', [
+    ('ir_frozen', '0.5,0.3,0.2', 'generative'),
+    ('gr_frozen', 'ir', 'images'),
+])
+def test_fashion_mnist_setups(data_dir, tmp_path, setup, strategy, replay):
   workdir = str(tmp_path / 'fm')
   _run('fashion_mnist', f'--workdir={workdir}', f'--data_dir={data_dir}',
-       '--preset=tiny', '--seeds=0', '--setup=ir_frozen',
-       '--strategy=0.5,0.3,0.2', '--data_label=fake')
+       '--preset=tiny', '--seeds=0', f'--setup={setup}',
+       f'--strategy={strategy}', '--data_label=fake')
   record = _results(workdir)
   _check_record(record, tasks=5, seeds=[0], mfid=False)
   assert record['config']['extractor_trainable_until'] == 1
+  assert record['config']['replay'] == replay
 
 
 def test_pretrain_and_ablation(data_dir, tmp_path):
