@@ -42,23 +42,34 @@ def cross_entropy(logits: jax.Array, labels: jax.Array,
 
 
 def distillation(logits: jax.Array, teacher_logits: jax.Array,
-                 mask: jax.Array,
+                 mask: jax.Array, student_mask: jax.Array | None = None,
                  temperature: float = DISTILLATION_TEMPERATURE) -> jax.Array:
-  """`-sum softmax(t/T) * log_softmax(y/T) * T^2` over the classes in `mask`.
+  """`-sum softmax(t/T) * log_softmax(y/T) * T^2`.
+
+  As in the reference (BI-R's `loss_fn_kd`), the teacher's softmax runs over
+  the classes in `mask` (the earlier tasks') and counts as 0 elsewhere, while
+  the student's log-softmax runs over `student_mask` (all classes seen so
+  far): replayed samples then also push the current task's classes down.
+  Restricting the student to the earlier classes too would leave the new
+  classes free to win every replayed sample (measured: 0% on the first task
+  of split CIFAR-10 after the second).
 
   Args:
     logits: student logits y [B, C].
     teacher_logits: teacher logits t [B, C] (treated as constants).
-    mask: bool [C], the classes replay is restricted to.
+    mask: bool [C], the classes of the teacher's distribution.
+    student_mask: bool [C], a superset of `mask`; defaults to `mask`.
     temperature: T.
 
   Returns:
     Per-example loss [B].
   """
+  student_mask = mask if student_mask is None else student_mask
   teacher_logits = jax.lax.stop_gradient(teacher_logits)
   target = jnp.exp(masked_log_softmax(teacher_logits / temperature, mask))
-  log_p = masked_log_softmax(logits / temperature, mask)
-  per_class = jnp.where(mask, target * log_p, 0.0)
+  target = jnp.where(mask, target, 0.0)
+  log_p = masked_log_softmax(logits / temperature, student_mask)
+  per_class = jnp.where(student_mask, target * log_p, 0.0)
   return -jnp.sum(per_class, axis=-1) * temperature**2
 
 

@@ -177,7 +177,8 @@ def make_classifier_step(
                                   method=Classifier.classify_from))
         offset += size
     logits = jnp.concatenate(outs)
-    return jnp.mean(losses.distillation(logits, replay.logits, info.replayed))
+    return jnp.mean(losses.distillation(logits, replay.logits, info.replayed,
+                                        info.active))
 
   def loss_fn(params, extra, batch: Batch, replay, info: TaskInfo):
     current_weight, replay_weight = losses.task_weights(info.task)

@@ -54,6 +54,25 @@ class LossesTest(chex.TestCase):
     chex.assert_shape(got, (4,))
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_distillation_student_over_all_seen_classes(self):
+    """Teacher over the earlier classes, padded with zeros (BI-R's KD)."""
+    earlier = np.array([True, True, False, False, False])
+    seen = np.array([True, True, False, True, False])
+    got = self.variant(losses.distillation)(self.logits, self.teacher,
+                                            earlier, seen)
+    t = 2.0
+    target = np.zeros((4, 3))
+    target[:, :2] = np.exp(_log_softmax(self.teacher[:, earlier] / t))
+    log_p = _log_softmax(self.logits[:, seen] / t)
+    want = -(target * log_p).sum(-1) * t**2
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    # Raising a current-task logit on a replayed sample costs loss.
+    pushed = self.logits.copy()
+    pushed[:, 3] += 5.0
+    assert np.all(np.asarray(self.variant(losses.distillation)(
+        pushed, self.teacher, earlier, seen)) > np.asarray(got))
+
   def test_distillation_gradient_is_finite_and_ignores_masked_classes(self):
     grad = jax.grad(lambda y: losses.distillation(
         y, self.teacher, self.mask).sum())(jnp.asarray(self.logits))

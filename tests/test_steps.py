@@ -127,7 +127,7 @@ def test_replay_slices_enter_at_their_levels():
                         method=classifier_lib.Classifier.classify_from)
             for n, (a, b) in enumerate(((0, 3), (3, 6), (6, 12)))]
   want = losses.distillation(jnp.concatenate(logits), replay.logits,
-                             info.replayed).mean()
+                             info.replayed, info.active).mean()
   np.testing.assert_allclose(metrics['replay_loss'], want, rtol=1e-6)
 
 
