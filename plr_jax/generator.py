@@ -15,6 +15,7 @@ import flax.linen as nn
 
 from plr_jax import config as config_lib
 from plr_jax import layers
+from plr_jax import losses
 
 
 class Generator(nn.Module):
@@ -46,7 +47,7 @@ class Generator(nn.Module):
     """
     mean, logvar = self.encode(features)
     eps = jax.random.normal(key, mean.shape, mean.dtype)
-    z = mean + jnp.exp(0.5 * logvar) * eps
+    z = mean + jnp.exp(0.5 * losses.clip_logvar(logvar)) * eps
     return mean, logvar, z, self.decode(z)[::-1]
 
   def encode(self, features: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -99,7 +100,7 @@ class Generator(nn.Module):
     logits = jnp.where(class_mask, 0.0, -jnp.inf)
     classes = jax.random.categorical(class_key, logits, shape=(num,))
     mean = self.prior_mean[classes]
-    std = jnp.exp(0.5 * self.prior_logvar[classes])
+    std = jnp.exp(0.5 * losses.clip_logvar(self.prior_logvar[classes]))
     z = mean + std * jax.random.normal(z_key, mean.shape, mean.dtype)
     return classes, self.decode(z, to_level)[::-1]
 

@@ -15,6 +15,7 @@ import flax.linen as nn
 from plr_jax import classifier as classifier_lib
 from plr_jax import config as config_lib
 from plr_jax import layers
+from plr_jax import losses
 
 
 class ConvDecoder(nn.Module):
@@ -69,7 +70,7 @@ class ImageGenerator(nn.Module):
     """`(mean, logvar, z, (reconstructed images,))`, like `Generator`."""
     mean, logvar = self.encode(images)
     eps = jax.random.normal(key, mean.shape, mean.dtype)
-    z = mean + jnp.exp(0.5 * logvar) * eps
+    z = mean + jnp.exp(0.5 * losses.clip_logvar(logvar)) * eps
     return mean, logvar, z, (self.decode(z),)
 
   def encode(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -89,7 +90,7 @@ class ImageGenerator(nn.Module):
     class_key, z_key = jax.random.split(key)
     logits = jnp.where(class_mask, 0.0, -jnp.inf)
     classes = jax.random.categorical(class_key, logits, shape=(num,))
-    std = jnp.exp(0.5 * self.prior_logvar[classes])
+    std = jnp.exp(0.5 * losses.clip_logvar(self.prior_logvar[classes]))
     z = self.prior_mean[classes] + std * jax.random.normal(
         z_key, (num, self.arch.z_dim))
     return classes, (self.decode(z),)

@@ -97,8 +97,18 @@ def reconstruction(outputs: Sequence[jax.Array],
   return total
 
 
+# Log-variances are clipped where they are exponentiated: an unbounded prior
+# mode drifted to exp(logvar) = inf on Fashion-MNIST and made replay NaN.
+LOGVAR_RANGE = (-20.0, 10.0)
+
+
+def clip_logvar(logvar: jax.Array) -> jax.Array:
+  return jnp.clip(logvar, *LOGVAR_RANGE)
+
+
 def _log_normal(z: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
   """Diagonal Gaussian log-density summed over the last axis, no constants."""
+  logvar = clip_logvar(logvar)
   return -0.5 * jnp.sum(logvar + jnp.square(z - mean) * jnp.exp(-logvar),
                         axis=-1)
 

@@ -141,3 +141,14 @@ class LossesTest(chex.TestCase):
       got = losses.task_weights(jnp.asarray(t))
       np.testing.assert_allclose(got, (cur, rep))
     assert losses.LATENT_NORMALISER == 3072
+
+
+def test_extreme_log_variances_stay_finite():
+  """A drifted prior log-variance must not turn replay into inf or NaN."""
+  z = jnp.ones((2, 3)) * 50.0
+  big = jnp.full((2, 3), 200.0)
+  out = losses.latent(z, jnp.zeros((2, 3)), -big, jnp.zeros((2, 3)), big)
+  chex.assert_tree_all_finite(out)
+  grads = jax.grad(lambda lv: losses.latent(
+      z, jnp.zeros((2, 3)), lv, jnp.zeros((2, 3)), big).sum())(-big)
+  chex.assert_tree_all_finite(grads)
