@@ -63,8 +63,13 @@ def test_run_produces_finite_losses_and_an_accuracy_matrix():
   # Replay is off in task 1 and on afterwards.
   assert np.all(result.losses[0]['classifier/replay_loss'] == 0)
   assert np.all(result.losses[2]['classifier/replay_loss'] > 0)
-  # Something was learnt: each task is well above chance right after it.
-  assert np.all(np.diag(result.accuracy) > 0.5)
+  # Something was learnt: task 1 right after it, and the final average is
+  # above chance (1/6 of the head's classes).
+  assert result.accuracy[0, 0] > 0.8
+  assert result.average_accuracy > 1 / 6
+  # Replay keeps part of task 1 through task 2 (without the replay
+  # distillation over all seen classes this was exactly 0).
+  assert result.accuracy[1, 0] > 0.3
   assert 0 <= result.average_accuracy <= 1
   assert int(result.state.step) == 3 * CONFIG.iters_per_task
   # One compilation served all three tasks.
