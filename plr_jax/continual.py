@@ -179,15 +179,8 @@ def make_chunk_runner(config: ContinualConfig, jit: bool = True):
       return buffer_step(state, batch, buffer, info)
     return plr_step(state, batch, info)
 
-  if not jit:
-    def run_chunk(state, features, labels, rows, num_rows, buffer_rows, info,
-                  length):
-      body = lambda s, i: iteration(s, i, features, labels, rows, num_rows,
-                                    features[buffer_rows], info)
-      return jax.lax.scan(body, state, jnp.arange(length))
-    return run_chunk
   loop = loops.make_loop(
-      iteration, loops.scan_is_slow(config.inputs == 'images'))
+      iteration, loops.scan_is_slow(config.inputs == 'images'), jit=jit)
 
   def run_chunk(state, features, labels, rows, num_rows, buffer_rows, info,
                 length):

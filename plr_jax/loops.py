@@ -19,7 +19,8 @@ def scan_is_slow(has_convolutions: bool) -> bool:
   return has_convolutions and jax.default_backend() == 'cpu'
 
 
-def make_loop(iteration: Callable[..., tuple[Any, Any]], host_loop: bool):
+def make_loop(iteration: Callable[..., tuple[Any, Any]], host_loop: bool,
+              jit: bool = True):
   """`run(carry, *args, length=n) -> (carry, stacked outputs)`.
 
   Args:
@@ -27,11 +28,13 @@ def make_loop(iteration: Callable[..., tuple[Any, Any]], host_loop: bool):
       the iteration's index in the chunk (an int32 scalar).
     host_loop: loop on the host over a jitted iteration instead of a jitted
       `lax.scan` (see `scan_is_slow`).
+    jit: False returns the pure scan (for composing under jit or vmap);
+      `host_loop` is then ignored.
 
   Returns:
     The runner; `carry` is donated, `length` is static.
   """
-  if host_loop:
+  if host_loop and jit:
     jitted = jax.jit(iteration, donate_argnums=0)
 
     def run(carry, *args, length):
@@ -45,4 +48,6 @@ def make_loop(iteration: Callable[..., tuple[Any, Any]], host_loop: bool):
   def scanned(carry, *args, length):
     body = lambda c, i: iteration(c, i, *args)
     return jax.lax.scan(body, carry, jnp.arange(length, dtype=jnp.int32))
+  if not jit:
+    return scanned
   return jax.jit(scanned, static_argnames='length', donate_argnums=0)
