@@ -29,7 +29,21 @@ flags.DEFINE_string('preset', 'paper', '"paper" (the paper\'s sizes and '
 flags.DEFINE_string('data_label', 'auto', 'What the data is, for the results: '
                     'auto (from the files), exact, jpeg or fake.')
 
+flags.DEFINE_bool('vmap_seeds', True, 'Run all seeds as one vmapped program '
+                  '(false: one after another).')
+flags.DEFINE_bool('data_parallel', True, 'With more than one device, shard '
+                  'every batch over all of them (jax.sharding mesh).')
+flags.DEFINE_string('precision', 'float32', 'Matmul precision: float32 '
+                    '(exact), tensorfloat32 or bfloat16 (faster on GPUs/TPUs; '
+                    'see benchmarks/RESULTS.md for the measured effect).')
+flags.DEFINE_string('coordinator_address', None, 'Multi-host runs: '
+                    'jax.distributed coordinator host:port.')
+flags.DEFINE_integer('num_processes', None, 'Multi-host runs: process count.')
+flags.DEFINE_integer('process_id', None, 'Multi-host runs: this process.')
+
 FLAGS = flags.FLAGS
+
+PRECISIONS = ('float32', 'tensorfloat32', 'bfloat16')
 
 
 def workdir() -> str:
@@ -87,6 +101,24 @@ def strategy(text: str, arch_config: config_lib.ArchConfig):
   return parsed
 
 
+def runtime():
+  """Sets up devices from the flags; returns the data-parallel mesh or None.
+
+  Call after the other flags are validated and before any computation.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  from plr_jax import sharding  # pylint: disable=g-import-not-at-top
+  if FLAGS.precision not in PRECISIONS:
+    raise ValueError(f'--precision must be one of {", ".join(PRECISIONS)}, '
+                     f'got {FLAGS.precision!r}')
+  sharding.initialize_distributed(FLAGS.coordinator_address,
+                                  FLAGS.num_processes, FLAGS.process_id)
+  jax.config.update('jax_default_matmul_precision', FLAGS.precision)
+  if FLAGS.data_parallel and jax.device_count() > 1:
+    return sharding.data_mesh()
+  return None
+
+
 def extractor_dir(flag_value: str | None, work: str) -> str:
   return flag_value or os.path.join(work, 'extractor')
 
@@ -109,6 +141,13 @@ def define_cifar_flags(default_strategy_help: str) -> None:
                       'CIFAR-10 if absent).')
   flags.DEFINE_integer('pretrain_epochs', None,
                        "Default: the preset's (100).")
+  define_recon_levels_flag()
+
+
+def define_recon_levels_flag() -> None:
+  flags.DEFINE_string('recon_levels', 'used', 'Levels the generator '
+                      'reconstructs: "used" (those the strategy replays at) '
+                      'or "all" (paper eq. 2 literally; see README notes).')
 
 
 def run_cifar(experiment_name: str, dataset_name: str, num_tasks: int, *,
@@ -119,6 +158,7 @@ def run_cifar(experiment_name: str, dataset_name: str, num_tasks: int, *,
   run_seeds, run_preset = seeds(), preset()
   iters, label = iters_per_task(), data_label()
   work = workdir()
+  mesh = runtime()
   dataset = data.load(dataset_name, FLAGS.data_dir)
   extractor, meta = experiment.get_extractor(
       arch, extractor_dir(FLAGS.extractor_dir, work), FLAGS.data_dir,
@@ -130,4 +170,5 @@ def run_cifar(experiment_name: str, dataset_name: str, num_tasks: int, *,
       experiment_name, arch_config, chosen, dataset, extractor, meta,
       num_tasks=num_tasks, preset=run_preset, seeds=run_seeds, workdir=work,
       iters_per_task=iters, replay=replay, compute_mfid=compute_mfid,
-      data_label=label, flags=flag_values())
+      data_label=label, recon_levels=FLAGS.recon_levels,
+      vmap_seeds=FLAGS.vmap_seeds, mesh=mesh, flags=flag_values())

@@ -35,6 +35,7 @@ flags.DEFINE_string('arch', 'fmnist', 'fmnist (the paper: 3 x 50 hidden) or '
 flags.DEFINE_string('strategy', 'ir', '"ir" or fractions per level.')
 flags.DEFINE_integer('num_tasks', 5, 'Tasks the 10 classes split into '
                      '(the paper: 5).')
+common.define_recon_levels_flag()
 FLAGS = flags.FLAGS
 
 
@@ -59,6 +60,7 @@ def main(argv):
       raise ValueError(f'--num_tasks must divide the 10 classes, got '
                        f'{FLAGS.num_tasks}')
     workdir = common.workdir()
+    mesh = common.runtime()
     fmnist = data.load('fashion_mnist', FLAGS.data_dir)
     experiment.run_continual(
         'fashion_mnist', arch, strategy, fmnist, None, None,
@@ -66,7 +68,8 @@ def main(argv):
         workdir=workdir, iters_per_task=iters,
         data_label=label, inputs='images', replay=replay,
         extractor_trainable_until=frozen_after,
-        flags=common.flag_values())
+        recon_levels=FLAGS.recon_levels, vmap_seeds=FLAGS.vmap_seeds,
+        mesh=mesh, flags=common.flag_values())
   experiment.main_guard(run)
 
 

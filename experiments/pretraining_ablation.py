@@ -52,6 +52,7 @@ def main(argv):
       raise ValueError('--class_counts must be integers') from None
     augments = _bools(FLAGS.augment)
     workdir = common.workdir()
+    mesh = common.runtime()
     cifar10 = data.load('cifar10', FLAGS.data_dir)
     cifar100 = data.load('cifar100', FLAGS.data_dir)
     epochs = FLAGS.pretrain_epochs or preset.pretrain_epochs
@@ -80,6 +81,7 @@ def main(argv):
             (1.0,) + (0.0,) * (arch.num_levels - 1), cifar100, extractor,
             meta, num_tasks=10, preset=preset, seeds=seeds, workdir=subdir,
             iters_per_task=iters, compute_mfid=False, data_label=label,
+            vmap_seeds=FLAGS.vmap_seeds, mesh=mesh,
             flags=common.flag_values())
         rows.append({'pretrain_classes': count, 'augment': augment,
                      'setting': name,

@@ -8,7 +8,7 @@ task boundaries (evaluation, snapshots of the previous networks).
 
 import dataclasses
 import functools
-from typing import Callable
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +21,7 @@ from plr_jax import generator as generator_lib
 from plr_jax import image_generator
 from plr_jax import loops
 from plr_jax import optim
+from plr_jax import sharding
 from plr_jax import steps
 from plr_jax import strategy as strategy_lib
 
@@ -40,6 +41,7 @@ class ContinualConfig:
   buffer_size: int = 512
   inputs: str = 'features'
   extractor_trainable_until: int | None = None
+  recon_levels: str = 'used'
 
   def __post_init__(self):
     strategy_lib.check_strategy(self.strategy, self.arch)
@@ -49,6 +51,7 @@ class ContinualConfig:
     if self.replay not in ('generative', 'buffer', 'images'):
       raise ValueError(f'replay must be "generative", "buffer" or "images", '
                        f'got {self.replay!r}')
+    steps.generator_recon_levels(self.strategy, self.recon_levels)
     if self.inputs == 'images' and self.replay == 'buffer':
       raise ValueError('training on images needs generative replay')
     if self.replay == 'images' and self.inputs != 'images':
@@ -145,8 +148,8 @@ def init_state(config: ContinualConfig, key: jax.Array,
       key=run_key, step=jnp.zeros((), jnp.int32))
 
 
-@functools.lru_cache(maxsize=None)
-def make_chunk_runner(config: ContinualConfig, jit: bool = True):
+def make_chunk_runner(config: ContinualConfig, batched: bool = False,
+                      mesh: jax.sharding.Mesh | None = None):
   """`run_chunk(state, features, labels, rows, num_rows, buffer_rows, info,
   length)`.
 
@@ -154,38 +157,62 @@ def make_chunk_runner(config: ContinualConfig, jit: bool = True):
   `batch_size` rows uniformly from `rows[:num_rows]` (padded to a fixed size,
   so tasks of different sizes share one compilation) with a key folded from
   the state's key and step. With buffer replay, `buffer_rows` index the stored
-  samples. Cached per config, so every seed and every run of the same config
-  reuses one compilation.
+  samples. Cached per config, so every run of the same config reuses one
+  compilation.
+
+  Args:
+    config: the run's configuration.
+    batched: the state, `rows`, `num_rows`, `buffer_rows` and `info` carry a
+      leading seed axis and the iteration is `vmap`ped over it: independent
+      runs in one program (`features` and `labels` are shared).
+    mesh: data parallelism: the current and replay batches are sharded over
+      the mesh's `"data"` axis (parameters stay replicated, gradients are
+      reduced by XLA).
   """
+  return _chunk_runner(config, batched, mesh)
+
+
+@functools.lru_cache(maxsize=None)
+def _chunk_runner(config, batched, mesh):
+  """`make_chunk_runner`, cached on all three arguments."""
   tx = optim.adam(config.learning_rate)
+  shard = None
+  if mesh is not None:
+    shard = functools.partial(sharding.constrain_batch, mesh)
   if config.replay == 'generative':
     plr_step = steps.make_plr_step(
         config.arch, config.strategy, config.replay_size, tx, tx,
         inputs=config.inputs,
-        extractor_trainable_until=config.extractor_trainable_until, jit=False)
+        extractor_trainable_until=config.extractor_trainable_until,
+        recon_levels=config.recon_levels, shard=shard, jit=False)
   elif config.replay == 'images':
     plr_step = steps.make_gr_step(
         config.arch, config.replay_size, tx, tx,
-        frozen_after=config.extractor_trainable_until, jit=False)
+        frozen_after=config.extractor_trainable_until, shard=shard, jit=False)
   else:
     buffer_step = steps.make_buffer_step(config.arch, config.strategy,
-                                         config.replay_size, tx, jit=False)
+                                         config.replay_size, tx, shard=shard,
+                                         jit=False)
 
   def iteration(state, _, features, labels, rows, num_rows, buffer, info):
     key = jax.random.fold_in(jax.random.fold_in(state.key, state.step), 1)
     pick = rows[jax.random.randint(key, (config.batch_size,), 0, num_rows)]
     batch = steps.Batch(x=features[pick], y=labels[pick])
+    if shard is not None:
+      batch = shard(batch)
     if config.replay == 'buffer':
       return buffer_step(state, batch, buffer, info)
     return plr_step(state, batch, info)
 
+  if batched:
+    iteration = jax.vmap(iteration, in_axes=(0, None, None, None, 0, 0, 0, 0))
   loop = loops.make_loop(
-      iteration, loops.scan_is_slow(config.inputs == 'images'), jit=jit)
+      iteration, loops.scan_is_slow(config.inputs == 'images'))
 
   def run_chunk(state, features, labels, rows, num_rows, buffer_rows, info,
                 length):
-    return loop(state, features, labels, rows, num_rows, features[buffer_rows],
-                info, length=length)
+    return loop(state, features, labels, rows, num_rows,
+                jnp.take(features, buffer_rows, axis=0), info, length=length)
   run_chunk.loop = loop
   return run_chunk
 
@@ -195,7 +222,7 @@ def run(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
         classifier_params=None,
         on_task_end: Callable[[int, steps.PLRState], None] | None = None,
         on_chunk: Callable[[int, int], None] | None = None,
-        ) -> Result:
+        mesh: jax.sharding.Mesh | None = None) -> Result:
   """Trains generative PLR over all tasks and evaluates after each.
 
   Args:
@@ -211,34 +238,77 @@ def run(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
       e.g. with `jax.device_get`.
     on_chunk: called with the 1-based task and the iterations done in it
       after every chunk (progress reports).
+    mesh: run data-parallel over this mesh (see `sharding.data_mesh`).
 
   Returns:
     The accuracy matrix, final state and per-iteration losses.
   """
-  arch = config.arch
-  order = class_order(seed, arch.num_classes)
-  tasks_train = task_of_class(order, config.num_tasks)[train[1]]
-  tasks_test = task_of_class(order, config.num_tasks)[test[1]]
-  features = jnp.asarray(train[0])
-  labels = jnp.asarray(train[1], jnp.int32)
-  max_rows = int(np.bincount(tasks_train, minlength=config.num_tasks).max())
-  state = init_state(config, jax.random.key(seed), classifier_params)
-  run_chunk = make_chunk_runner(config)
-  buffer_key = jax.random.fold_in(jax.random.key(seed), 0xB0F)
-  # Fixed shape from the start, so task 1 and later tasks share a compilation.
-  buffer_rows = jnp.zeros(
-      (config.buffer_size if config.replay == 'buffer' else 1,), jnp.int32)
+  return run_seeds(config, train, test, [seed], batched=False,
+                   classifier_params=classifier_params,
+                   on_task_end=on_task_end, on_chunk=on_chunk, mesh=mesh)[0]
 
-  accuracy = np.zeros((config.num_tasks, config.num_tasks))
-  history = []
+
+def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
+              test: tuple[np.ndarray, np.ndarray], seeds: Sequence[int], *,
+              batched: bool = True, classifier_params=None,
+              on_task_end: Callable[[int, steps.PLRState], None] | None = None,
+              on_chunk: Callable[[int, int], None] | None = None,
+              mesh: jax.sharding.Mesh | None = None) -> list[Result]:
+  """Runs independent seeds as one `vmap`ped program (or one after another).
+
+  Each seed has its own class order, initialisation, batches and replay; the
+  training data is shared. A seed's result equals that of `run` with that
+  seed alone, to float tolerance.
+
+  Args:
+    seeds: the runs' seeds.
+    batched: one program over all seeds (a leading seed axis on the state);
+      False runs them one after another. `on_task_end` then receives the
+      state with the seed axis when batched.
+    Other arguments: as for `run`.
+
+  Returns:
+    One `Result` per seed, in the order of `seeds`.
+  """
+  seeds = [int(s) for s in seeds]
+  if not seeds:
+    raise ValueError('no seeds to run')
+  if not batched and len(seeds) > 1:
+    return [run_seeds(config, train, test, [s], batched=False,
+                      classifier_params=classifier_params,
+                      on_task_end=on_task_end, on_chunk=on_chunk,
+                      mesh=mesh)[0] for s in seeds]
+  arch = config.arch
+  stack = ((lambda trees: jax.tree.map(lambda *x: jnp.stack(x), *trees))
+           if batched else (lambda trees: trees[0]))
+  orders = [class_order(seed, arch.num_classes) for seed in seeds]
+  tasks_train = [task_of_class(o, config.num_tasks)[train[1]] for o in orders]
+  tasks_test = [task_of_class(o, config.num_tasks)[test[1]] for o in orders]
+  max_rows = max(int(np.bincount(t, minlength=config.num_tasks).max())
+                 for t in tasks_train)
+  place = functools.partial(sharding.replicate, mesh)
+  features = place(jnp.asarray(train[0]))
+  labels = place(jnp.asarray(train[1], jnp.int32))
+  state = place(stack([init_state(config, jax.random.key(seed),
+                                  classifier_params) for seed in seeds]))
+  run_chunk = make_chunk_runner(config, batched, mesh)
+  # Fixed shape from the start, so task 1 and later tasks share a compilation.
+  num_buffer = config.buffer_size if config.replay == 'buffer' else 1
+  buffer_rows = stack([jnp.zeros((num_buffer,), jnp.int32)] * len(seeds))
+
+  accuracy = np.zeros((len(seeds), config.num_tasks, config.num_tasks))
+  histories = [[] for _ in seeds]
   for t in range(1, config.num_tasks + 1):
-    info = steps.task_info(t, order, config.num_tasks)
-    task_rows = np.flatnonzero(tasks_train == t - 1)
-    if not len(task_rows):
-      raise ValueError(f'task {t} has no training data')
-    rows = np.zeros(max_rows, np.int32)
-    rows[:len(task_rows)] = task_rows
-    rows, num_rows = jnp.asarray(rows), jnp.asarray(len(task_rows), jnp.int32)
+    info = stack([steps.task_info(t, o, config.num_tasks) for o in orders])
+    rows, num_rows = [], []
+    for tasks in tasks_train:
+      task_rows = np.flatnonzero(tasks == t - 1)
+      if not len(task_rows):
+        raise ValueError(f'task {t} has no training data')
+      rows.append(np.zeros(max_rows, np.int32))
+      rows[-1][:len(task_rows)] = task_rows
+      num_rows.append(jnp.asarray(len(task_rows), jnp.int32))
+    rows, num_rows = stack([jnp.asarray(r) for r in rows]), stack(num_rows)
     chunks = []
     done = 0
     while done < config.iters_per_task:
@@ -249,24 +319,35 @@ def run(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
       done += length
       if on_chunk is not None:
         on_chunk(t, done)
-    history.append({k: np.concatenate([c[k] for c in chunks])
-                    for k in chunks[0]})
-    test_features = test[0]
-    if config.inputs == 'images':
-      test_features = evaluation.extract_features(
-          arch, {'params': state.classifier.params}, test[0])
-    accuracy[t - 1] = evaluation.task_accuracies(
-        arch, state.classifier.params, test_features, test[1], tasks_test,
-        config.num_tasks)
+    for i in range(len(seeds)):
+      pick = (lambda x: x[i]) if batched else (lambda x: x)
+      # Scanned metrics are [iterations, seeds] when batched.
+      histories[i].append({
+          k: np.concatenate([c[k][:, i] if batched else c[k] for c in chunks])
+          for k in chunks[0]})
+      params = jax.tree.map(pick, state.classifier.params)
+      test_features = test[0]
+      if config.inputs == 'images':
+        test_features = evaluation.extract_features(arch, {'params': params},
+                                                    test[0])
+      accuracy[i, t - 1] = evaluation.task_accuracies(
+          arch, params, test_features, test[1], tasks_test[i],
+          config.num_tasks)
     state = steps.end_task(state)
     if config.replay == 'buffer':
-      buffer_rows = _fill_buffer(jax.random.fold_in(buffer_key, t),
-                                 np.flatnonzero(tasks_train < t),
-                                 config.buffer_size)
+      buffer_rows = stack([
+          _fill_buffer(jax.random.fold_in(
+              jax.random.fold_in(jax.random.key(seed), 0xB0F), t),
+                       np.flatnonzero(tasks < t), config.buffer_size)
+          for seed, tasks in zip(seeds, tasks_train)])
     if on_task_end is not None:
       on_task_end(t, state)
-  return Result(accuracy=accuracy, state=state, losses=history,
-                class_order=order)
+  results = []
+  for i, order in enumerate(orders):
+    seed_state = (jax.tree.map(lambda x: x[i], state) if batched else state)
+    results.append(Result(accuracy=accuracy[i], state=seed_state,
+                          losses=histories[i], class_order=order))
+  return results
 
 
 def _fill_buffer(key: jax.Array, seen_rows: np.ndarray,

@@ -23,6 +23,7 @@ from plr_jax import mfid as mfid_lib
 from plr_jax import pretrain as pretrain_lib
 from plr_jax import progress as progress_lib
 from plr_jax import results as results_lib
+from plr_jax import sharding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,13 +142,15 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
                   compute_mfid: bool = True, data_label: str | None = None,
                   inputs: str = 'features',
                   extractor_trainable_until: int | None = None,
-                  flags: dict | None = None) -> dict:
+                  recon_levels: str = 'used', vmap_seeds: bool = True,
+                  mesh=None, flags: dict | None = None) -> dict:
   """Runs a class-incremental protocol for every seed and writes the results.
 
   With `inputs="features"` the frozen `extractor` turns the images into
   cached level-0 features; with `"images"` the classifier's own extractor is
   trained on the images (frozen after `extractor_trainable_until`, if set)
-  and `extractor` may be None.
+  and `extractor` may be None. With `vmap_seeds` the seeds run as one
+  vmapped program; `mesh` spreads every batch over its devices.
 
   Returns:
     The `results.json` record.
@@ -158,7 +161,10 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
       batch_size=preset.batch_size, replay_size=preset.replay_size,
       chunk_size=preset.chunk_size, replay=replay,
       buffer_size=preset.buffer_size, inputs=inputs,
-      extractor_trainable_until=extractor_trainable_until)
+      extractor_trainable_until=extractor_trainable_until,
+      recon_levels=recon_levels)
+  sharding.check_divisible(mesh, batch_size=config.batch_size,
+                           replay_size=config.replay_size)
   if inputs == 'images':
     mean, std = dataset.channel_stats()
     train = data_lib.normalise(dataset.train_images, mean, std)
@@ -169,8 +175,9 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
         arch, extractor, extractor_meta['fingerprint'], dataset, workdir)
   train = (train, dataset.train_labels)
   test = (test, dataset.test_labels)
+  groups = [seeds] if vmap_seeds and len(seeds) > 1 else [[s] for s in seeds]
   progress = progress_lib.Progress(num_tasks, config.iters_per_task,
-                                   len(seeds))
+                                   len(groups))
   reference = None
   if compute_mfid and replay == 'generative':
     log(f'training the mFID reference classifier ({preset.reference_epochs} '
@@ -179,30 +186,40 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
                                          epochs=preset.reference_epochs,
                                          batch_size=preset.batch_size)
   per_seed = []
-  for seed in seeds:
-    progress.start_run(f'[seed {seed}]')
+  for group in groups:
+    names = ','.join(str(s) for s in group)
+    progress.start_run(f'[seed{"s" if len(group) > 1 else ""} {names}]')
     start = time.perf_counter()
-    result = continual.run(config, train, test, seed, on_chunk=progress)
-    record = {'seed': seed, 'class_order': result.class_order.tolist(),
-              'accuracy_matrix': result.accuracy.tolist(),
-              'average_accuracy': result.average_accuracy,
-              'final_losses': {k: float(v[-1])
-                               for k, v in result.losses[-1].items()}}
-    if reference is not None:
-      record['mfid'] = mfid_lib.mfid(
-          arch, reference, result.state.generator.params, test[0],
-          jax.random.fold_in(jax.random.key(seed), 0xF1D),
-          preset.mfid_samples)
-    record['wall_time_s'] = time.perf_counter() - start
-    log(f'[seed {seed}] average accuracy {100 * result.average_accuracy:.2f}%'
-        + (f', mFID {record["mfid"]:.1f}' if 'mfid' in record else ''))
-    per_seed.append(record)
+    results = continual.run_seeds(config, train, test, group,
+                                  batched=len(group) > 1, on_chunk=progress,
+                                  mesh=mesh)
+    # Seeds of a vmapped group share its wall time: each gets an equal part.
+    elapsed = (time.perf_counter() - start) / len(group)
+    for seed, result in zip(group, results):
+      record = {'seed': seed, 'class_order': result.class_order.tolist(),
+                'accuracy_matrix': result.accuracy.tolist(),
+                'average_accuracy': result.average_accuracy,
+                'final_losses': {k: float(v[-1])
+                                 for k, v in result.losses[-1].items()}}
+      if reference is not None:
+        record['mfid'] = mfid_lib.mfid(
+            arch, reference, result.state.generator.params, test[0],
+            jax.random.fold_in(jax.random.key(seed), 0xF1D),
+            preset.mfid_samples)
+      record['wall_time_s'] = elapsed
+      log(f'[seed {seed}] average accuracy '
+          f'{100 * result.average_accuracy:.2f}%'
+          + (f', mFID {record["mfid"]:.1f}' if 'mfid' in record else ''))
+      per_seed.append(record)
   run_config = {**(flags or {}), 'arch': dataclasses.asdict(arch),
                 'strategy': list(strategy), 'num_tasks': num_tasks,
                 'preset': dataclasses.asdict(preset),
                 'iters_per_task': config.iters_per_task, 'replay': replay,
                 'inputs': inputs,
-                'extractor_trainable_until': extractor_trainable_until}
+                'extractor_trainable_until': extractor_trainable_until,
+                'recon_levels': recon_levels,
+                'vmapped_seeds': len(groups) == 1 and len(seeds) > 1,
+                'devices': 1 if mesh is None else int(mesh.devices.size)}
   record = results_lib.summarise(
       experiment, run_config, arch, strategy, seeds, per_seed,
       data_label or dataset.label,

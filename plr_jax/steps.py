@@ -223,7 +223,8 @@ def make_classifier_step(
 
 def make_generator_step(
     arch: config_lib.ArchConfig, tx: optax.GradientTransformation, *,
-    with_current: bool = True, model=None, jit: bool = True,
+    with_current: bool = True, model=None,
+    recon_levels: tuple[int, ...] | None = None, jit: bool = True,
 ) -> Callable[..., tuple[TrainState, Metrics]]:
   """Builds `step(state, levels, labels, replay, info, key, trainable=None)`.
 
@@ -232,13 +233,19 @@ def make_generator_step(
   example's prior mode. Replayed data is reconstructed towards the previous
   generator's own outputs, with the mixture prior weighted by the previous
   classifier's softened predictions. `model` defaults to `Generator(arch)`;
-  an `ImageGenerator` takes `levels=(images,)`.
+  an `ImageGenerator` takes `levels=(images,)`. `recon_levels` picks the
+  levels whose reconstruction enters the loss (None: all, paper eq. 2).
   """
   model = model or Generator(arch)
 
+  def pick(levels):
+    if recon_levels is None:
+      return levels
+    return tuple(levels[n] for n in recon_levels)
+
   def vae_terms(params, x, targets, key):
     mean, logvar, z, outs = model.apply({'params': params}, x, key)
-    recon = jnp.mean(losses.reconstruction(outs, targets))
+    recon = jnp.mean(losses.reconstruction(pick(outs), pick(targets)))
     return recon, (mean, logvar, z)
 
   def replay_loss(params, replay: replay_lib.ReplayBatch, info, key):
@@ -287,11 +294,34 @@ def make_generator_step(
   return jax.jit(step, donate_argnums=0) if jit else step
 
 
+RECON_LEVELS = ('used', 'all')
+
+
+def generator_recon_levels(strategy: strategy_lib.Strategy,
+                           mode: str = 'used') -> tuple[int, ...] | None:
+  """The levels the generator learns to reconstruct (None: every level).
+
+  "used" keeps the levels a replay slice is injected at. Hidden-layer
+  activations of a trained classifier are large (mean squares of hundreds
+  were measured on Fashion-MNIST), so their squared errors swamp the latent
+  loss when every level is reconstructed: the posterior drifts far from the
+  prior modes and samples from the prior stop resembling the data.
+  """
+  if mode not in RECON_LEVELS:
+    raise ValueError(f'recon_levels must be one of {RECON_LEVELS}, got '
+                     f'{mode!r}')
+  if mode == 'all':
+    return None
+  return tuple(n for n, f in enumerate(strategy) if f > 0)
+
+
 def make_plr_step(
     arch: config_lib.ArchConfig, strategy: strategy_lib.Strategy,
     replay_size: int, classifier_tx: optax.GradientTransformation,
     generator_tx: optax.GradientTransformation, *, inputs: str = 'features',
-    extractor_trainable_until: int | None = None, jit: bool = True,
+    extractor_trainable_until: int | None = None,
+    recon_levels: str = 'used',
+    shard: Callable[[Any], Any] | None = None, jit: bool = True,
 ) -> Callable[[PLRState, Batch, TaskInfo], tuple[PLRState, Metrics]]:
   """One generative PLR iteration: sample replay, update both networks.
 
@@ -309,15 +339,24 @@ def make_plr_step(
       need an extractor without batch norm.
     extractor_trainable_until: with images, the extractor is trained up to
       and including this task and frozen after it (None: never frozen).
+    recon_levels: `"used"`: the generator reconstructs the levels the
+      strategy replays at (f_n > 0; level 0 alone for IR, as BI-R);
+      `"all"`: every level (paper eq. 2 read literally). See
+      `generator_recon_levels`.
+    shard: applied to the replay batch (e.g. `sharding.constrain_batch`, to
+      split it over devices); None leaves placement to XLA.
     jit: return the step jit-compiled, state donated.
   """
+  shard = shard or (lambda tree: tree)
   if inputs == 'images' and arch.conv_batch_norm:
     raise ValueError(f'{arch.name}: training on images is supported for '
                      'extractors without batch norm only')
   classifier_step = make_classifier_step(arch, classifier_tx, strategy,
                                          replay_size, inputs=inputs,
                                          jit=False)
-  generator_step = make_generator_step(arch, generator_tx, jit=False)
+  generator_step = make_generator_step(
+      arch, generator_tx,
+      recon_levels=generator_recon_levels(strategy, recon_levels), jit=False)
   model = Classifier(arch)
 
   def step(state: PLRState, batch: Batch, info: TaskInfo):
@@ -329,6 +368,7 @@ def make_plr_step(
             arch, state.prev_generator, state.prev_classifier, replay_key,
             info.replayed, replay_size),
         lambda: replay_lib.empty(arch, replay_size, batch.x.dtype))
+    replay = shard(replay)
     params = state.classifier.params
     features = batch.x
     trainable = None
@@ -357,7 +397,8 @@ def make_gr_step(
     arch: config_lib.ArchConfig, replay_size: int,
     classifier_tx: optax.GradientTransformation,
     generator_tx: optax.GradientTransformation, *,
-    frozen_after: int | None = None, jit: bool = True,
+    frozen_after: int | None = None,
+    shard: Callable[[Any], Any] | None = None, jit: bool = True,
 ) -> Callable[[PLRState, Batch, TaskInfo], tuple[PLRState, Metrics]]:
   """Standard generative replay of images (Figure 5's GR baselines).
 
@@ -367,6 +408,7 @@ def make_gr_step(
   classifier's extractor and the generator's convolutional encoder and
   decoder are frozen after task K (`gr_frozen`).
   """
+  shard = shard or (lambda tree: tree)
   generator = image_generator.ImageGenerator(arch)
   ir = strategy_lib.internal_replay(arch.num_levels)
   classifier_step = make_classifier_step(
@@ -393,6 +435,7 @@ def make_gr_step(
     replay = jax.lax.cond(info.task > 1,
                           lambda: sample(state, replay_key, info),
                           lambda: empty)
+    replay = shard(replay)
     classifier_trainable = generator_trainable = None
     if frozen_after is not None:
       open_gate = info.task <= frozen_after
@@ -415,7 +458,7 @@ def make_gr_step(
 def make_buffer_step(
     arch: config_lib.ArchConfig, strategy: strategy_lib.Strategy,
     replay_size: int, classifier_tx: optax.GradientTransformation, *,
-    jit: bool = True,
+    shard: Callable[[Any], Any] | None = None, jit: bool = True,
 ) -> Callable[[PLRState, Batch, jax.Array, TaskInfo],
               tuple[PLRState, Metrics]]:
   """One buffer-replay iteration (Table 1): `step(state, batch, buffer, info)`.
@@ -425,6 +468,7 @@ def make_buffer_step(
   at every level and their soft targets, and the slices enter the classifier
   at their levels. No generator: `state.generator` is None.
   """
+  shard = shard or (lambda tree: tree)
   classifier_step = make_classifier_step(arch, classifier_tx, strategy,
                                          replay_size, jit=False)
 
@@ -435,8 +479,8 @@ def make_buffer_step(
         lambda: replay_lib.from_buffer(arch, state.prev_classifier, buffer,
                                        key, replay_size),
         lambda: replay_lib.empty(arch, replay_size, batch.x.dtype))
-    classifier, metrics = classifier_step(state.classifier, batch, replay,
-                                          info)
+    classifier, metrics = classifier_step(state.classifier, batch,
+                                          shard(replay), info)
     metrics = {f'classifier/{k}': v for k, v in metrics.items()}
     return state.replace(classifier=classifier, step=state.step + 1), metrics
 

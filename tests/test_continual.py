@@ -173,3 +173,24 @@ def test_generative_replay_of_images_freezes_conv_parts_after_task_1():
                             after_3.classifier.params['head']['kernel'])
   assert not np.array_equal(after_1.prev_generator['dec_0']['kernel'],
                             after_3.generator.params['dec_0']['kernel'])
+
+
+def test_vmapped_seeds_match_runs_of_each_seed_alone():
+  params, train, test = _data()
+  batched = continual.run_seeds(CONFIG, train, test, [0, 1],
+                                classifier_params=params)
+  assert continual.make_chunk_runner(CONFIG, True).loop._cache_size() == 1
+  for seed, result in zip([0, 1], batched):
+    alone, _ = _run(seed)
+    np.testing.assert_array_equal(result.class_order, alone.class_order)
+    np.testing.assert_allclose(result.accuracy, alone.accuracy, atol=0.02)
+    for a, b in zip(result.losses, alone.losses):
+      for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-3, atol=1e-4,
+                                   err_msg=name)
+    chex.assert_trees_all_close(result.state.classifier.params,
+                                alone.state.classifier.params,
+                                rtol=1e-3, atol=1e-4)
+    chex.assert_trees_all_close(result.state.generator.params,
+                                alone.state.generator.params,
+                                rtol=1e-3, atol=1e-4)
