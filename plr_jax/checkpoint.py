@@ -13,9 +13,11 @@ import json
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from plr_jax import classifier as classifier_lib
 from plr_jax import config as config_lib
 
 _EXTRACTOR_FIELDS = ('image_shape', 'conv_channels', 'conv_strides',
@@ -91,8 +93,17 @@ def load_extractor(directory: str, arch: config_lib.ArchConfig):
         f'extractor checkpoint {directory} was made for another '
         f'architecture ({meta.get("arch", "?")}: {meta.get("extractor")}), '
         f'not {arch.name}')
+  # The target tree (shapes, dtypes, this machine's device) lets a checkpoint
+  # written on one backend (say the CPU) be read on another (a GPU).
+  fresh = jax.eval_shape(lambda: classifier_lib.Classifier(arch).init(
+      jax.random.key(0), jnp.zeros((1,) + tuple(arch.image_shape))))
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+      {'params': fresh['params']['extractor'],
+       'batch_stats': fresh.get('batch_stats', {}).get('extractor', {})})
   restored = ocp.StandardCheckpointer().restore(
-      os.path.abspath(os.path.join(directory, 'variables')))
+      os.path.abspath(os.path.join(directory, 'variables')), target)
   variables = {'params': {'extractor': restored['params']}}
   if restored.get('batch_stats'):
     variables['batch_stats'] = {'extractor': restored['batch_stats']}

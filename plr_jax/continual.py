@@ -214,6 +214,7 @@ def _chunk_runner(config, batched, mesh):
     return loop(state, features, labels, rows, num_rows,
                 jnp.take(features, buffer_rows, axis=0), info, length=length)
   run_chunk.loop = loop
+  run_chunk.iteration = iteration  # one iteration, for cost analysis
   return run_chunk
 
 

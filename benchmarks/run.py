@@ -1,0 +1,244 @@
+r"""Speed and cost of PLR iterations: `python -m benchmarks.run [--json]`.
+
+For each architecture, each of the paper's strategies (and IR), 1 seed and
+3 vmapped seeds, it measures on whatever backend JAX finds:
+
+  ms_per_iter          median wall time of one training iteration (classifier
+                       step + generator step + replay sampling), from chunks
+                       of --iters iterations run in one jitted lax.scan,
+                       after a warm-up chunk; per program, so 3 vmapped seeds
+                       take this long for all three.
+  compile_s            first chunk's time minus a steady chunk's.
+  iteration_flops      XLA's cost analysis of one iteration.
+  replay_update_flops  XLA's cost analysis of the classifier's replay update
+                       alone (distillation gradient of the 256 replayed
+                       samples at their levels + the gated Adam update).
+  replay_update_ms     its median wall time (scanned, like the iterations).
+  r_paper, r_exact     R(S) in the paper's and the exact accounting.
+
+Data are random features shaped like CIFAR-100's (the speed does not depend on
+their values). Examples:
+
+  python -m benchmarks.run                      # table, ARCH1 and ARCH2
+  python -m benchmarks.run --json --out=benchmarks/cpu.json
+  python -m benchmarks.run --archs=tiny --seeds=1 --iters=2 --repeats=1
+"""
+
+import datetime
+import json
+import platform
+import statistics
+import sys
+import time
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from plr_jax import checkpoint
+from plr_jax import config as config_lib
+from plr_jax import continual
+from plr_jax import optim
+from plr_jax import replay as replay_lib
+from plr_jax import steps
+from plr_jax import strategy as strategy_lib
+
+STRATEGIES = {
+    'arch1': ('ir', '0.7,0.3', '0.5,0.5', '0.3,0.7'),
+    'arch2': ('ir', '0.5,0.3,0.2', '0.34,0.33,0.33', '0.2,0.3,0.5'),
+    'fmnist': ('ir', '0.2,0.3,0.5'),
+    'tiny': ('ir', '0.5,0.5'),
+}
+
+flags.DEFINE_list('archs', ['arch1', 'arch2'], 'Architectures: ' +
+                  ', '.join(STRATEGIES))
+flags.DEFINE_list('seeds', ['1', '3'], 'Seed counts to run (vmapped).')
+flags.DEFINE_integer('iters', 100, 'Iterations per timed chunk.')
+flags.DEFINE_integer('repeats', 5, 'Timed chunks (the median is reported).')
+flags.DEFINE_integer('rows', 10000, 'Rows of random training features.')
+flags.DEFINE_string('precision', 'float32', 'Matmul precision: float32, '
+                    'tensorfloat32 or bfloat16.')
+flags.DEFINE_bool('json', False, 'Print a JSON list of records instead of '
+                  'a table.')
+flags.DEFINE_string('out', None, 'Also write the JSON records here.')
+FLAGS = flags.FLAGS
+
+
+def _flops(lowered) -> float:
+  """XLA's FLOP count of a lowered program (of the compiled one where the
+  backend gives none before compilation, as jax 0.11 on GPU)."""
+  analysis = lowered.cost_analysis()
+  if not analysis:
+    analysis = lowered.compile().cost_analysis()
+  if isinstance(analysis, (list, tuple)):  # older jax: one dict per program
+    analysis = analysis[0]
+  return float(analysis.get('flops', float('nan')))
+
+
+def _stack(trees, batched):
+  if not batched:
+    return trees[0]
+  return jax.tree.map(lambda *x: jnp.stack(x), *trees)
+
+
+def _timed(fn, state, repeats):
+  """Runs fn(state) -> (state, out) `repeats + 1` times; (first, median)."""
+  times = []
+  for _ in range(repeats + 1):
+    start = time.perf_counter()
+    state, out = fn(state)
+    jax.block_until_ready((state, out))
+    times.append(time.perf_counter() - start)
+  return times[0], statistics.median(times[1:]), state
+
+
+def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
+            iters: int, repeats: int, rows: int) -> dict:
+  """One benchmark record (see the module docstring)."""
+  strategy = strategy_lib.parse_strategy(strategy_text, arch.num_levels)
+  num_tasks = 10 if arch.num_classes % 10 == 0 else 3
+  config = continual.ContinualConfig(
+      arch=arch, strategy=strategy, num_tasks=num_tasks, iters_per_task=iters,
+      chunk_size=iters)
+  batched = num_seeds > 1
+  rng = np.random.default_rng(0)
+  features = jnp.asarray(rng.normal(size=(rows, arch.feature_dim)),
+                         jnp.float32)
+  labels = jnp.asarray(np.arange(rows) % arch.num_classes, jnp.int32)
+  seeds = list(range(num_seeds))
+  orders = [continual.class_order(s, arch.num_classes) for s in seeds]
+  # Task 2: replay is on.
+  info = _stack([steps.task_info(2, o, num_tasks) for o in orders], batched)
+  task_rows = []
+  for order in orders:
+    tasks = continual.task_of_class(order, num_tasks)[np.asarray(labels)]
+    task_rows.append(np.flatnonzero(tasks == 1))
+  max_rows = max(len(r) for r in task_rows)
+  row_table = _stack([jnp.asarray(np.pad(r, (0, max_rows - len(r))))
+                      for r in task_rows], batched)
+  num_rows = _stack([jnp.asarray(len(r), jnp.int32) for r in task_rows],
+                    batched)
+  buffer_rows = _stack([jnp.zeros((1,), jnp.int32)] * num_seeds, batched)
+  state = _stack([continual.init_state(config, jax.random.key(s))
+                  for s in seeds], batched)
+  state = steps.end_task(state)
+  run_chunk = continual.make_chunk_runner(config, batched)
+
+  def chunk(state):
+    return run_chunk(state, features, labels, row_table, num_rows,
+                     buffer_rows, info, iters)
+  first, steady, state = _timed(chunk, state, repeats)
+
+  iteration = jax.jit(run_chunk.iteration)
+  buffer = jnp.take(features, buffer_rows, axis=0)
+  iteration_flops = _flops(iteration.lower(
+      state, jnp.int32(0), features, labels, row_table, num_rows, buffer,
+      info))
+
+  # The classifier's replay update alone.
+  tx = optim.adam(config.learning_rate)
+  replay_step = steps.make_classifier_step(
+      arch, tx, strategy, config.replay_size, with_current=False, jit=False)
+  keys = jax.random.split(jax.random.key(1), arch.num_levels + 1)
+  replay = replay_lib.ReplayBatch(
+      levels=tuple(jax.random.normal(k, (config.replay_size, d))
+                   for k, d in zip(keys, arch.level_dims)),
+      logits=jax.random.normal(keys[-1],
+                               (config.replay_size, arch.num_classes)))
+  replay = _stack([replay] * num_seeds, batched)
+  update = lambda s, r, i: replay_step(s, None, r, i)
+  if batched:
+    update = jax.vmap(update)
+  classifier = state.classifier
+  replay_flops = _flops(jax.jit(update).lower(classifier, replay,
+                                              info))
+
+  @jax.jit
+  def replay_chunk(classifier):
+    return jax.lax.scan(lambda c, _: update(c, replay, info), classifier,
+                        None, length=iters)
+  _, replay_steady, _ = _timed(replay_chunk, steps.copy_tree(classifier),
+                               repeats)
+  device = jax.devices()[0]
+  return {
+      'arch': arch.name, 'strategy': strategy_text,
+      'strategy_fractions': list(strategy), 'seeds': num_seeds,
+      'backend': jax.default_backend(),
+      'device': getattr(device, 'device_kind', str(device)),
+      'precision': str(jax.config.jax_default_matmul_precision),
+      'ms_per_iter': 1000 * steady / iters,
+      'compile_s': max(first - steady, 0.0),
+      'iteration_flops': iteration_flops,
+      'replay_update_flops': replay_flops,
+      'replay_update_ms': 1000 * replay_steady / iters,
+      'r_paper': strategy_lib.relative_cost(strategy, arch, 'paper'),
+      'r_exact': strategy_lib.relative_cost(strategy, arch, 'exact'),
+      'iters': iters, 'repeats': repeats,
+      'date': datetime.date.today().isoformat(),
+      'host': platform.node(), 'jax': jax.__version__,
+  }
+
+
+def add_ratios(records: list[dict]) -> None:
+  """FLOPs and times relative to IR of the same arch and seed count."""
+  ir = {(r['arch'], r['seeds']): r for r in records if r['strategy'] == 'ir'}
+  for r in records:
+    base = ir.get((r['arch'], r['seeds']))
+    if base:
+      for key in ('iteration_flops', 'replay_update_flops', 'ms_per_iter',
+                  'replay_update_ms'):
+        r[f'{key}_vs_ir'] = r[key] / base[key]
+
+
+def table(records: list[dict]) -> str:
+  head = ('| arch | strategy | seeds | ms/iter | compile s | GFLOP/iter '
+          '| replay GFLOP (vs IR) | replay ms (vs IR) | iter GFLOP vs IR '
+          '| R paper | R exact |')
+  lines = [head, '|' + '---|' * 11]
+  for r in records:
+    lines.append(
+        f'| {r["arch"]} | {r["strategy"]} | {r["seeds"]} | '
+        f'{r["ms_per_iter"]:.2f} | {r["compile_s"]:.1f} | '
+        f'{r["iteration_flops"] / 1e9:.2f} | '
+        f'{r["replay_update_flops"] / 1e9:.2f} '
+        f'({100 * r.get("replay_update_flops_vs_ir", float("nan")):.0f}%) | '
+        f'{r["replay_update_ms"]:.2f} '
+        f'({100 * r.get("replay_update_ms_vs_ir", float("nan")):.0f}%) | '
+        f'{100 * r.get("iteration_flops_vs_ir", float("nan")):.0f}% | '
+        f'{100 * r["r_paper"]:.1f}% | {100 * r["r_exact"]:.1f}% |')
+  return '\n'.join(lines)
+
+
+def main(argv):
+  del argv
+  try:
+    archs = [config_lib.get_arch(a) for a in FLAGS.archs]
+    seed_counts = [int(s) for s in FLAGS.seeds]
+    if FLAGS.iters < 1 or FLAGS.repeats < 1 or min(seed_counts) < 1:
+      raise ValueError('--iters, --repeats and --seeds must be positive')
+    unknown = [a.name for a in archs if a.name not in STRATEGIES]
+    if unknown:
+      raise ValueError(f'no strategies listed for {unknown}')
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
+  jax.config.update('jax_default_matmul_precision', FLAGS.precision)
+  records = []
+  for arch in archs:
+    for num_seeds in seed_counts:
+      for text in STRATEGIES[arch.name]:
+        records.append(measure(arch, text, num_seeds, FLAGS.iters,
+                               FLAGS.repeats, FLAGS.rows))
+        print(f'{arch.name} {text} seeds={num_seeds}: '
+              f'{records[-1]["ms_per_iter"]:.2f} ms/iter', file=sys.stderr,
+              flush=True)
+  add_ratios(records)
+  if FLAGS.out:
+    checkpoint.write_json_atomic(FLAGS.out, records)
+  print(json.dumps(records, indent=1) if FLAGS.json else table(records))
+
+
+if __name__ == '__main__':
+  app.run(main)
