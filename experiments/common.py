@@ -4,11 +4,13 @@ Everything is checked before any work starts; a bad value ends the program
 with one line on stderr and exit code 2 (`experiment.main_guard`).
 """
 
+import json
 import os
 import sys
 
 from absl import flags
 
+from plr_jax import checkpoint
 from plr_jax import config as config_lib
 from plr_jax import data
 from plr_jax import experiment
@@ -29,6 +31,9 @@ flags.DEFINE_string('preset', 'paper', '"paper" (the paper\'s sizes and '
 flags.DEFINE_string('data_label', 'auto', 'What the data is, for the results: '
                     'auto (from the files), exact, jpeg or fake.')
 
+flags.DEFINE_integer('checkpoint_every', 1000, 'Checkpoint every this many '
+                     'iterations within a task (0: only at task ends); '
+                     'rerunning with the same --workdir resumes.')
 flags.DEFINE_bool('vmap_seeds', True, 'Run all seeds as one vmapped program '
                   '(false: one after another).')
 flags.DEFINE_bool('data_parallel', True, 'With more than one device, shard '
@@ -101,6 +106,36 @@ def strategy(text: str, arch_config: config_lib.ArchConfig):
   return parsed
 
 
+# Flags that do not change what a run computes: a rerun may change them.
+NOT_CONFIG = ('workdir', 'data_dir', 'extractor_dir', 'checkpoint_every',
+              'coordinator_address', 'num_processes', 'process_id')
+
+
+def claim_workdir(work: str) -> None:
+  """Refuses a workdir that holds a run with other flags, else records ours.
+
+  Resuming must never mix two configurations in one results.json.
+  """
+  if FLAGS.checkpoint_every < 0:
+    raise ValueError(f'--checkpoint_every must be >= 0, got '
+                     f'{FLAGS.checkpoint_every}')
+  ours = {k: v for k, v in flag_values().items() if k not in NOT_CONFIG}
+  ours = json.loads(json.dumps(ours))  # lists and tuples alike
+  path = os.path.join(work, 'run_flags.json')
+  if os.path.isfile(path):
+    with open(path) as fh:
+      theirs = json.load(fh)
+    differ = sorted(k for k in set(ours) | set(theirs)
+                    if ours.get(k) != theirs.get(k))
+    if differ:
+      shown = ', '.join(f'--{k}={theirs.get(k)} there, {ours.get(k)} now'
+                        for k in differ[:3])
+      raise ValueError(f'workdir {work} holds a run with other flags ({shown}'
+                       f'); use another --workdir or the same flags')
+    return
+  checkpoint.write_json_atomic(path, ours)
+
+
 def runtime():
   """Sets up devices from the flags; returns the data-parallel mesh or None.
 
@@ -158,6 +193,7 @@ def run_cifar(experiment_name: str, dataset_name: str, num_tasks: int, *,
   run_seeds, run_preset = seeds(), preset()
   iters, label = iters_per_task(), data_label()
   work = workdir()
+  claim_workdir(work)
   mesh = runtime()
   dataset = data.load(dataset_name, FLAGS.data_dir)
   extractor, meta = experiment.get_extractor(
@@ -171,4 +207,5 @@ def run_cifar(experiment_name: str, dataset_name: str, num_tasks: int, *,
       num_tasks=num_tasks, preset=run_preset, seeds=run_seeds, workdir=work,
       iters_per_task=iters, replay=replay, compute_mfid=compute_mfid,
       data_label=label, recon_levels=FLAGS.recon_levels,
-      vmap_seeds=FLAGS.vmap_seeds, mesh=mesh, flags=flag_values())
+      vmap_seeds=FLAGS.vmap_seeds, mesh=mesh,
+      checkpoint_every=FLAGS.checkpoint_every, flags=flag_values())

@@ -60,6 +60,7 @@ def main(argv):
       raise ValueError(f'--num_tasks must divide the 10 classes, got '
                        f'{FLAGS.num_tasks}')
     workdir = common.workdir()
+    common.claim_workdir(workdir)
     mesh = common.runtime()
     fmnist = data.load('fashion_mnist', FLAGS.data_dir)
     experiment.run_continual(
@@ -69,7 +70,8 @@ def main(argv):
         data_label=label, inputs='images', replay=replay,
         extractor_trainable_until=frozen_after,
         recon_levels=FLAGS.recon_levels, vmap_seeds=FLAGS.vmap_seeds,
-        mesh=mesh, flags=common.flag_values())
+        mesh=mesh, checkpoint_every=FLAGS.checkpoint_every,
+        flags=common.flag_values())
   experiment.main_guard(run)
 
 

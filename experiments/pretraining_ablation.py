@@ -52,6 +52,7 @@ def main(argv):
       raise ValueError('--class_counts must be integers') from None
     augments = _bools(FLAGS.augment)
     workdir = common.workdir()
+    common.claim_workdir(workdir)
     mesh = common.runtime()
     cifar10 = data.load('cifar10', FLAGS.data_dir)
     cifar100 = data.load('cifar100', FLAGS.data_dir)
@@ -82,6 +83,7 @@ def main(argv):
             meta, num_tasks=10, preset=preset, seeds=seeds, workdir=subdir,
             iters_per_task=iters, compute_mfid=False, data_label=label,
             vmap_seeds=FLAGS.vmap_seeds, mesh=mesh,
+            checkpoint_every=FLAGS.checkpoint_every,
             flags=common.flag_values())
         rows.append({'pretrain_classes': count, 'augment': augment,
                      'setting': name,

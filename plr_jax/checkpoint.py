@@ -1,4 +1,4 @@
-"""Extractor checkpoints (orbax) and the fingerprint that names their features.
+"""Checkpoints (orbax): extractors, and whole runs for resuming.
 
 A checkpoint directory holds `variables/` (orbax: the extractor's `params`
 and `batch_stats`) and `meta.json` (the architecture's extractor shape, what
@@ -11,7 +11,9 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -108,3 +110,87 @@ def load_extractor(directory: str, arch: config_lib.ArchConfig):
   if restored.get('batch_stats'):
     variables['batch_stats'] = {'extractor': restored['batch_stats']}
   return variables, meta
+
+
+class RunCheckpointer:
+  """Checkpoints of one continual run (or vmapped group of runs), to resume.
+
+  Each checkpoint holds the whole training state (both networks, both
+  optimizer states, the previous task's networks, the PRNG key and the
+  iteration counter) in an orbax directory, plus the run's progress (accuracy
+  rows and per-iteration losses so far) in a `.npz` beside it. A checkpoint
+  counts only once `latest.json` names it; that file is replaced atomically
+  after both parts are written, so a crash at any moment leaves the previous
+  checkpoint intact. Older checkpoints are deleted after the switch.
+
+  Attributes:
+    directory: where the checkpoints go.
+    every: also checkpoint every this many iterations inside a task (0: only
+      at task boundaries).
+  """
+
+  def __init__(self, directory: str, every: int = 0):
+    if every < 0:
+      raise ValueError(f'checkpoint interval must be >= 0, got {every}')
+    self.directory = directory
+    self.every = every
+
+  @property
+  def _latest(self) -> str:
+    return os.path.join(self.directory, 'latest.json')
+
+  def save(self, state, task: int, done: int, arrays: dict) -> None:
+    """Saves `state` as of `done` iterations into `task` (1-based)."""
+    os.makedirs(self.directory, exist_ok=True)
+    name = f'task{task:03d}_iter{done:07d}'
+    path = os.path.abspath(os.path.join(self.directory, name))
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(path, _state_tree(state), force=True)
+    checkpointer.wait_until_finished()
+    tmp = f'{path}.npz.tmp.{os.getpid()}.npz'
+    np.savez(tmp, **arrays)
+    os.replace(tmp, f'{path}.npz')
+    write_json_atomic(self._latest, {'name': name, 'task': task,
+                                     'done': done})
+    for entry in os.listdir(self.directory):
+      if entry.startswith('task') and not entry.startswith(name):
+        old = os.path.join(self.directory, entry)
+        if os.path.isdir(old):
+          shutil.rmtree(old, ignore_errors=True)
+        else:
+          os.remove(old)
+
+  def restore(self, template):
+    """`(state, task, done, arrays)` of the latest checkpoint, or None.
+
+    Args:
+      template: a state of the same structure (e.g. freshly initialised);
+        gives the shapes, dtypes and device placement.
+    """
+    if not os.path.isfile(self._latest):
+      return None
+    with open(self._latest) as fh:
+      latest = json.load(fh)
+    path = os.path.abspath(os.path.join(self.directory, latest['name']))
+    target = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+        _state_tree(template))
+    try:
+      restored = ocp.StandardCheckpointer().restore(path, target)
+      with np.load(f'{path}.npz') as npz:
+        arrays = dict(npz)
+    except Exception as e:  # pylint: disable=broad-except
+      raise CheckpointError(f'cannot read checkpoint {path}: '
+                            f'{type(e).__name__}: {str(e)[:200]}') from e
+    key = jax.random.wrap_key_data(restored.pop('key'))
+    state = flax.serialization.from_state_dict(
+        template, {**restored, 'key': template.key})
+    return (state.replace(key=key), int(latest['task']), int(latest['done']),
+            arrays)
+
+
+def _state_tree(state) -> dict:
+  """A `PLRState` as nested dicts of arrays (the key as raw key data)."""
+  tree = flax.serialization.to_state_dict(state)
+  tree['key'] = jax.random.key_data(state.key)
+  return tree

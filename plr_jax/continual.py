@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from plr_jax import checkpoint as checkpoint_lib
 from plr_jax import classifier as classifier_lib
 from plr_jax import config as config_lib
 from plr_jax import evaluation
@@ -254,7 +255,10 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
               batched: bool = True, classifier_params=None,
               on_task_end: Callable[[int, steps.PLRState], None] | None = None,
               on_chunk: Callable[[int, int], None] | None = None,
-              mesh: jax.sharding.Mesh | None = None) -> list[Result]:
+              mesh: jax.sharding.Mesh | None = None,
+              checkpoints: checkpoint_lib.RunCheckpointer | None = None,
+              on_resume: Callable[[int, int], None] | None = None,
+              ) -> list[Result]:
   """Runs independent seeds as one `vmap`ped program (or one after another).
 
   Each seed has its own class order, initialisation, batches and replay; the
@@ -266,7 +270,16 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
     batched: one program over all seeds (a leading seed axis on the state);
       False runs them one after another. `on_task_end` then receives the
       state with the seed axis when batched.
+    checkpoints: save the whole run at task boundaries and every
+      `checkpoints.every` iterations, and resume from its latest checkpoint
+      if there is one (only for a single batched group: `batched` or one
+      seed). A resumed run gives the same results as an uninterrupted one.
+    on_resume: called with the task and iteration a run resumes from.
     Other arguments: as for `run`.
+
+  Raises:
+    NonFiniteLossError: a loss became NaN or infinite (the last checkpoint,
+      from before that chunk, is kept).
 
   Returns:
     One `Result` per seed, in the order of `seeds`.
@@ -275,6 +288,8 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
   if not seeds:
     raise ValueError('no seeds to run')
   if not batched and len(seeds) > 1:
+    if checkpoints is not None:
+      raise ValueError('checkpoints need one group: batched=True or one seed')
     return [run_seeds(config, train, test, [s], batched=False,
                       classifier_params=classifier_params,
                       on_task_end=on_task_end, on_chunk=on_chunk,
@@ -299,7 +314,17 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
 
   accuracy = np.zeros((len(seeds), config.num_tasks, config.num_tasks))
   histories = [[] for _ in seeds]
-  for t in range(1, config.num_tasks + 1):
+  first_task, first_done, chunks = 1, 0, []
+  if checkpoints is not None:
+    restored = checkpoints.restore(state)
+    if restored is not None:
+      state, first_task, first_done, arrays = restored
+      accuracy, histories, chunks = _unpack_progress(arrays, len(seeds),
+                                                     first_task)
+      if on_resume is not None:
+        on_resume(first_task, first_done)
+  every = checkpoints.every if checkpoints is not None else 0
+  for t in range(first_task, config.num_tasks + 1):
     info = stack([steps.task_info(t, o, config.num_tasks) for o in orders])
     rows, num_rows = [], []
     for tasks in tasks_train:
@@ -310,16 +335,30 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
       rows[-1][:len(task_rows)] = task_rows
       num_rows.append(jnp.asarray(len(task_rows), jnp.int32))
     rows, num_rows = stack([jnp.asarray(r) for r in rows]), stack(num_rows)
-    chunks = []
-    done = 0
+    if config.replay == 'buffer' and t > 1:
+      buffer_rows = stack([
+          _fill_buffer(jax.random.fold_in(
+              jax.random.fold_in(jax.random.key(seed), 0xB0F), t - 1),
+                       np.flatnonzero(tasks < t - 1), config.buffer_size)
+          for seed, tasks in zip(seeds, tasks_train)])
+    done = first_done if t == first_task else 0
+    if t != first_task:
+      chunks = []
     while done < config.iters_per_task:
       length = min(config.chunk_size, config.iters_per_task - done)
+      if every:
+        length = min(length, every - done % every)
       state, metrics = run_chunk(state, features, labels, rows, num_rows,
                                  buffer_rows, info, length)
-      chunks.append(jax.device_get(metrics))
+      metrics = jax.device_get(metrics)
+      _check_finite(metrics, t, done, seeds, batched, checkpoints)
+      chunks.append(metrics)
       done += length
       if on_chunk is not None:
         on_chunk(t, done)
+      if every and done % every == 0 and done < config.iters_per_task:
+        checkpoints.save(state, t, done,
+                         _pack_progress(accuracy, histories, chunks))
     for i in range(len(seeds)):
       pick = (lambda x: x[i]) if batched else (lambda x: x)
       # Scanned metrics are [iterations, seeds] when batched.
@@ -335,12 +374,9 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
           arch, params, test_features, test[1], tasks_test[i],
           config.num_tasks)
     state = steps.end_task(state)
-    if config.replay == 'buffer':
-      buffer_rows = stack([
-          _fill_buffer(jax.random.fold_in(
-              jax.random.fold_in(jax.random.key(seed), 0xB0F), t),
-                       np.flatnonzero(tasks < t), config.buffer_size)
-          for seed, tasks in zip(seeds, tasks_train)])
+    if checkpoints is not None:
+      checkpoints.save(state, t + 1, 0,
+                       _pack_progress(accuracy, histories, []))
     if on_task_end is not None:
       on_task_end(t, state)
   results = []
@@ -349,6 +385,51 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
     results.append(Result(accuracy=accuracy[i], state=seed_state,
                           losses=histories[i], class_order=order))
   return results
+
+
+class NonFiniteLossError(RuntimeError):
+  """A loss became NaN or infinite."""
+
+
+def _check_finite(metrics, task, done, seeds, batched, checkpoints) -> None:
+  """Raises `NonFiniteLossError` naming the first bad task and iteration."""
+  for name, values in metrics.items():
+    bad = ~np.isfinite(values)
+    if bad.any():
+      row = int(np.argmax(bad.reshape(len(values), -1).any(axis=1)))
+      which = ''
+      if batched:
+        which = f' (seed {seeds[int(np.argmax(bad[row]))]})'
+      kept = ('; the last good checkpoint is kept in '
+              f'{checkpoints.directory}' if checkpoints is not None else '')
+      raise NonFiniteLossError(
+          f'{name} became {values[bad][0]} at task {task}, iteration '
+          f'{done + row + 1}{which}{kept}')
+
+
+def _pack_progress(accuracy, histories, chunks) -> dict[str, np.ndarray]:
+  """Accuracy rows and losses so far, as flat arrays for a checkpoint."""
+  arrays = {'accuracy': accuracy}
+  for i, history in enumerate(histories):
+    for k, task_metrics in enumerate(history):
+      for name, values in task_metrics.items():
+        arrays[f'history|{i}|{k}|{name}'] = values
+  for name in (chunks[0] if chunks else {}):
+    arrays[f'current|{name}'] = np.concatenate([c[name] for c in chunks])
+  return arrays
+
+
+def _unpack_progress(arrays, num_seeds, task):
+  """Inverse of `_pack_progress`: accuracy, histories, current-task chunks."""
+  histories = [[{} for _ in range(task - 1)] for _ in range(num_seeds)]
+  chunks = {}
+  for key, values in arrays.items():
+    parts = key.split('|')
+    if parts[0] == 'history':
+      histories[int(parts[1])][int(parts[2])][parts[3]] = values
+    elif parts[0] == 'current':
+      chunks[parts[1]] = values
+  return arrays['accuracy'], histories, [chunks] if chunks else []
 
 
 def _fill_buffer(key: jax.Array, seen_rows: np.ndarray,

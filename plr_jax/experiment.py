@@ -6,6 +6,7 @@ same protocols from a notebook.
 """
 
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -143,14 +144,18 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
                   inputs: str = 'features',
                   extractor_trainable_until: int | None = None,
                   recon_levels: str = 'used', vmap_seeds: bool = True,
-                  mesh=None, flags: dict | None = None) -> dict:
+                  mesh=None, checkpoint_every: int = 0,
+                  flags: dict | None = None) -> dict:
   """Runs a class-incremental protocol for every seed and writes the results.
 
   With `inputs="features"` the frozen `extractor` turns the images into
   cached level-0 features; with `"images"` the classifier's own extractor is
   trained on the images (frozen after `extractor_trainable_until`, if set)
   and `extractor` may be None. With `vmap_seeds` the seeds run as one
-  vmapped program; `mesh` spreads every batch over its devices.
+  vmapped program; `mesh` spreads every batch over its devices. Each group
+  of seeds checkpoints into WORKDIR/checkpoints/ at task boundaries and every
+  `checkpoint_every` iterations; running again with the same workdir resumes
+  where it stopped (finished groups are not run again).
 
   Returns:
     The `results.json` record.
@@ -179,22 +184,41 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
   progress = progress_lib.Progress(num_tasks, config.iters_per_task,
                                    len(groups))
   reference = None
-  if compute_mfid and replay == 'generative':
-    log(f'training the mFID reference classifier ({preset.reference_epochs} '
-        'epochs, all classes)')
-    reference = mfid_lib.train_reference(arch, *train, seed=0,
-                                         epochs=preset.reference_epochs,
-                                         batch_size=preset.batch_size)
   per_seed = []
   for group in groups:
     names = ','.join(str(s) for s in group)
-    progress.start_run(f'[seed{"s" if len(group) > 1 else ""} {names}]')
+    label = f'[seed{"s" if len(group) > 1 else ""} {names}]'
+    group_dir = os.path.join(workdir, 'checkpoints',
+                             'seeds_' + names.replace(',', '_'))
+    done_path = os.path.join(group_dir, 'records.json')
+    if os.path.isfile(done_path):
+      with open(done_path) as fh:
+        per_seed.extend(json.load(fh))
+      log(f'{label} finished in an earlier run: using {done_path}')
+      progress.skip(num_tasks * config.iters_per_task)
+      continue
+    if compute_mfid and replay == 'generative' and reference is None:
+      log(f'training the mFID reference classifier '
+          f'({preset.reference_epochs} epochs, all classes)')
+      reference = mfid_lib.train_reference(arch, *train, seed=0,
+                                           epochs=preset.reference_epochs,
+                                           batch_size=preset.batch_size)
+    progress.start_run(label)
+    checkpoints = checkpoint.RunCheckpointer(group_dir, checkpoint_every)
+
+    def on_resume(task, done, label=label, group_dir=group_dir):
+      log(f'{label} resuming from task {task}, iteration {done} '
+          f'(checkpoint in {group_dir})')
+      progress.skip((task - 1) * config.iters_per_task + done,
+                    whole_run=False)
     start = time.perf_counter()
     results = continual.run_seeds(config, train, test, group,
                                   batched=len(group) > 1, on_chunk=progress,
-                                  mesh=mesh)
+                                  mesh=mesh, checkpoints=checkpoints,
+                                  on_resume=on_resume)
     # Seeds of a vmapped group share its wall time: each gets an equal part.
     elapsed = (time.perf_counter() - start) / len(group)
+    records = []
     for seed, result in zip(group, results):
       record = {'seed': seed, 'class_order': result.class_order.tolist(),
                 'accuracy_matrix': result.accuracy.tolist(),
@@ -210,7 +234,9 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
       log(f'[seed {seed}] average accuracy '
           f'{100 * result.average_accuracy:.2f}%'
           + (f', mFID {record["mfid"]:.1f}' if 'mfid' in record else ''))
-      per_seed.append(record)
+      records.append(record)
+    checkpoint.write_json_atomic(done_path, records)
+    per_seed.extend(records)
   run_config = {**(flags or {}), 'arch': dataclasses.asdict(arch),
                 'strategy': list(strategy), 'num_tasks': num_tasks,
                 'preset': dataclasses.asdict(preset),
@@ -223,7 +249,11 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
   record = results_lib.summarise(
       experiment, run_config, arch, strategy, seeds, per_seed,
       data_label or dataset.label,
-      extra={'extractor': extractor_meta, 'dataset': dataset.name})
+      extra={'extractor': {k: v for k, v in (extractor_meta or {}).items()
+                           if k != 'wall_time_s'} or extractor_meta,
+             'dataset': dataset.name})
+  if extractor_meta and 'wall_time_s' in extractor_meta:
+    record['timing']['extractor_wall_time_s'] = extractor_meta['wall_time_s']
   results_lib.write(workdir, record)
   log(f'{record["strategy_name"]}: {100 * record["average_accuracy_mean"]:.2f}'
       f'% +- {100 * record["average_accuracy_sem"]:.2f}% over '
@@ -232,9 +262,13 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
 
 
 def main_guard(main: Callable[[], None]) -> None:
-  """Runs `main`; a ValueError (bad input) becomes one line and exit 2."""
+  """Runs `main`; bad input (ValueError) becomes one line and exit 2, a
+  diverged run (non-finite loss) one line and exit 1."""
   try:
     main()
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
+  except continual.NonFiniteLossError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)

@@ -29,9 +29,20 @@ class Progress:
     self.label = ''
     self._start = time.perf_counter()
     self._last = -float('inf')
+    self._skipped = 0
 
   def start_run(self, label: str) -> None:
     self.label = label
+
+  def skip(self, iterations: int, whole_run: bool = True) -> None:
+    """Iterations an earlier process did: done, but not towards the rate.
+
+    `whole_run`: a finished run skipped entirely; otherwise the start of the
+    run about to resume (its tasks and iterations are reported as usual).
+    """
+    if whole_run:
+      self.done_before += iterations
+    self._skipped += iterations
 
   def __call__(self, task: int, done_in_task: int) -> None:
     now = time.perf_counter()
@@ -42,7 +53,7 @@ class Progress:
     if now - self._last < self.interval_s and not end_of_task:
       return
     self._last = now
-    rate = done / max(now - self._start, 1e-9)
+    rate = (done - self._skipped) / max(now - self._start, 1e-9)
     left = (self.total - done) / rate if rate > 0 else float('inf')
     print(f'{self.label} task {task}/{self.num_tasks} iter '
           f'{done_in_task}/{self.iters_per_task} | {rate:.1f} it/s | '

@@ -76,8 +76,9 @@ def test_split_cifar100_pretrains_then_runs(data_dir, tmp_path):
   # The feature cache is keyed by the extractor's fingerprint.
   cached = os.listdir(os.path.join(workdir, 'features'))
   assert any(record['extractor']['fingerprint'] in f for f in cached)
-  # A second run reuses the extractor instead of pretraining again.
-  proc = _run('split_cifar100', f'--workdir={workdir}',
+  # Another run reuses the extractor instead of pretraining again.
+  proc = _run('split_cifar100', f'--workdir={workdir}_ir',
+              f'--extractor_dir={workdir}/extractor',
               f'--data_dir={data_dir}', '--preset=tiny', '--seeds=0',
               '--strategy=ir', '--mfid=false', '--data_label=fake')
   assert 'using extractor' in proc.stderr

@@ -1,0 +1,160 @@
+"""Checkpoint and resume, the NaN guard, refusing a mixed workdir, and
+bit-identical reruns (issue 5)."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import chex
+import numpy as np
+import pytest
+
+from plr_jax import checkpoint
+from plr_jax import continual
+from tests import fake_data
+from tests import test_continual
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class _Interrupt(Exception):
+  pass
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+  params, train, test = test_continual._data()  # pylint: disable=protected-access
+  config = test_continual.CONFIG
+  whole = continual.run_seeds(
+      config, train, test, [0, 1], classifier_params=params,
+      checkpoints=checkpoint.RunCheckpointer(str(tmp_path / 'a'), every=20))
+
+  def stop_mid_task_2(task, done):
+    if task == 2 and done == 40:
+      raise _Interrupt()
+  directory = str(tmp_path / 'b')
+  with pytest.raises(_Interrupt):
+    continual.run_seeds(config, train, test, [0, 1], classifier_params=params,
+                        checkpoints=checkpoint.RunCheckpointer(directory, 20),
+                        on_chunk=stop_mid_task_2)
+  latest = json.load(open(os.path.join(directory, 'latest.json')))
+  assert (latest["task"], latest["done"]) == (2, 20)
+  resumed_from = []
+  again = continual.run_seeds(
+      config, train, test, [0, 1], classifier_params=params,
+      checkpoints=checkpoint.RunCheckpointer(directory, 20),
+      on_resume=lambda t, d: resumed_from.append((t, d)))
+  assert resumed_from == [(2, 20)]
+  for a, b in zip(whole, again):
+    np.testing.assert_array_equal(a.accuracy, b.accuracy)
+    for x, y in zip(a.losses, b.losses):
+      chex.assert_trees_all_equal(x, y)
+    chex.assert_trees_all_equal(a.state.classifier, b.state.classifier)
+    chex.assert_trees_all_equal(a.state.generator, b.state.generator)
+    chex.assert_trees_all_equal(a.state.prev_generator,
+                                b.state.prev_generator)
+
+
+def test_non_finite_loss_stops_with_task_and_iteration(tmp_path):
+  params, (x, y), test = test_continual._data()  # pylint: disable=protected-access
+  config = test_continual.CONFIG
+  order = continual.class_order(0, config.arch.num_classes)
+  task = continual.task_of_class(order, config.num_tasks)[y]
+  x = np.where((task == 1)[:, None], np.nan, x)  # task 2's data is broken
+  directory = str(tmp_path / 'nan')
+  with pytest.raises(continual.NonFiniteLossError,
+                     match=r'became nan at task 2, iteration 1 \(seed 0\); .*kept in'):
+    continual.run_seeds(config, (x, y), test, [0], classifier_params=params,
+                        checkpoints=checkpoint.RunCheckpointer(directory, 20))
+  # The last good checkpoint (end of task 1) is still there.
+  latest = json.load(open(os.path.join(directory, 'latest.json')))
+  assert (latest['task'], latest['done']) == (2, 0)
+
+
+def _command(workdir, data_dir, *extra):
+  return [sys.executable, '-m', 'experiments.split_cifar10',
+          f'--workdir={workdir}', f'--data_dir={data_dir}', '--preset=tiny',
+          '--seeds=0', '--iters_per_task=400', '--checkpoint_every=10',
+          '--strategy=0.5,0.5', '--data_label=fake', *extra]
+
+
+def _env():
+  return {**os.environ, 'PYTHONPATH': ROOT, 'JAX_PLATFORMS': 'cpu'}
+
+
+def _results_without_timing(workdir):
+  with open(os.path.join(workdir, 'results.json')) as fh:
+    record = json.load(fh)
+  record.pop('timing')
+  return record
+
+
+def test_sigkill_mid_task_then_resume_gives_identical_results(tmp_path):
+  data_dir = str(tmp_path / 'data')
+  fake_data.write_cifar10(data_dir, per_class_train=10, per_class_test=4)
+  workdir = str(tmp_path / 'run')
+  # Uninterrupted, twice: reruns are bit-identical (timing aside).
+  records = []
+  for name in ('first', 'second'):
+    subprocess.run(_command(workdir, data_dir), cwd=ROOT, env=_env(),
+                   check=True, capture_output=True, timeout=600)
+    records.append(_results_without_timing(workdir))
+    shutil.move(workdir, str(tmp_path / name))
+  assert records[0] == records[1]
+  # Killed with SIGKILL in the middle of task 2, then the same command again.
+  proc = subprocess.Popen(_command(workdir, data_dir), cwd=ROOT, env=_env(),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  latest = os.path.join(workdir, 'checkpoints', 'seeds_0', 'latest.json')
+  deadline = time.time() + 600
+  while time.time() < deadline and proc.poll() is None:
+    try:
+      with open(latest) as fh:
+        where = json.load(fh)
+      if where['task'] == 2 and where['done'] >= 30:
+        break
+    except (OSError, ValueError):
+      pass
+    time.sleep(0.01)
+  assert proc.poll() is None, 'the run ended before it could be killed'
+  os.kill(proc.pid, signal.SIGKILL)
+  proc.wait()
+  assert not os.path.exists(os.path.join(workdir, 'results.json'))
+  resumed = subprocess.run(_command(workdir, data_dir), cwd=ROOT, env=_env(),
+                           capture_output=True, text=True, timeout=600)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert 'resuming from task 2, iteration' in resumed.stderr
+  assert _results_without_timing(workdir) == records[0]
+  # A finished run is not run again; other flags are refused.
+  rerun = subprocess.run(_command(workdir, data_dir), cwd=ROOT, env=_env(),
+                         capture_output=True, text=True, timeout=600)
+  assert 'finished in an earlier run' in rerun.stderr
+  other = subprocess.run(
+      _command(workdir, data_dir, '--strategy=ir'), cwd=ROOT, env=_env(),
+      capture_output=True, text=True, timeout=600)
+  assert other.returncode == 2
+  lines = other.stderr.strip().splitlines()
+  assert len(lines) == 1 and 'holds a run with other flags' in lines[0]
+  assert '--strategy=0.5,0.5 there, ir now' in lines[0]
+
+
+def test_extractor_of_another_architecture_is_refused(tmp_path):
+  data_dir = str(tmp_path / 'data')
+  fake_data.write_cifar10(data_dir, per_class_train=10, per_class_test=4)
+  fake_data.write_fashion_mnist(data_dir)
+  made = subprocess.run(
+      [sys.executable, '-m', 'experiments.pretrain',
+       f'--workdir={tmp_path / "ext"}', f'--data_dir={data_dir}',
+       '--preset=tiny', '--arch=fmnist', '--dataset=fashion_mnist'],
+      cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+  assert made.returncode == 0, made.stderr[-2000:]
+  proc = subprocess.run(
+      _command(str(tmp_path / 'w'), data_dir,
+               f'--extractor_dir={tmp_path / "ext"}'),
+      cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 2
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and 'made for another architecture' in lines[0], (
+      proc.stderr)
