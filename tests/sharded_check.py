@@ -6,7 +6,6 @@ import sys
 
 import chex
 import jax
-import numpy as np
 
 from plr_jax import continual
 from plr_jax import sharding
@@ -28,14 +27,7 @@ def main():
                            mesh=mesh)
     leaf = jax.tree.leaves(spread.state.classifier.params)[0]
     assert len(leaf.sharding.device_set) == 8, leaf.sharding
-    np.testing.assert_allclose(spread.accuracy, single.accuracy, atol=0.02)
-    for a, b in zip(spread.losses, single.losses):
-      for name in a:
-        np.testing.assert_allclose(a[name], b[name], rtol=1e-3, atol=1e-4,
-                                   err_msg=name)
-    chex.assert_trees_all_close(spread.state.classifier.params,
-                                single.state.classifier.params,
-                                rtol=1e-3, atol=1e-4)
+    test_continual.assert_results_close(spread, single)
     # Seeds vmapped and data sharded at once.
     both = continual.run_seeds(config, train, test, [0, 1],
                                classifier_params=params, mesh=mesh)
