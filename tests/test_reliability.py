@@ -77,7 +77,7 @@ def test_non_finite_loss_stops_with_task_and_iteration(tmp_path):
 def _command(workdir, data_dir, *extra):
   return [sys.executable, '-m', 'experiments.split_cifar10',
           f'--workdir={workdir}', f'--data_dir={data_dir}', '--preset=tiny',
-          '--seeds=0', '--iters_per_task=400', '--checkpoint_every=10',
+          '--seeds=0', '--iters_per_task=200', '--checkpoint_every=20',
           '--strategy=0.5,0.5', '--data_label=fake', *extra]
 
 
@@ -96,14 +96,12 @@ def test_sigkill_mid_task_then_resume_gives_identical_results(tmp_path):
   data_dir = str(tmp_path / 'data')
   fake_data.write_cifar10(data_dir, per_class_train=10, per_class_test=4)
   workdir = str(tmp_path / 'run')
-  # Uninterrupted, twice: reruns are bit-identical (timing aside).
-  records = []
-  for name in ('first', 'second'):
-    subprocess.run(_command(workdir, data_dir), cwd=ROOT, env=_env(),
-                   check=True, capture_output=True, timeout=600)
-    records.append(_results_without_timing(workdir))
-    shutil.move(workdir, str(tmp_path / name))
-  assert records[0] == records[1]
+  # Uninterrupted. The run below, half of which comes from another process,
+  # must reproduce it bit for bit: reruns are deterministic (timing aside).
+  subprocess.run(_command(workdir, data_dir), cwd=ROOT, env=_env(),
+                 check=True, capture_output=True, timeout=600)
+  records = [_results_without_timing(workdir)]
+  shutil.move(workdir, str(tmp_path / 'first'))
   # Killed with SIGKILL in the middle of task 2, then the same command again.
   proc = subprocess.Popen(_command(workdir, data_dir), cwd=ROOT, env=_env(),
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -113,7 +111,7 @@ def test_sigkill_mid_task_then_resume_gives_identical_results(tmp_path):
     try:
       with open(latest) as fh:
         where = json.load(fh)
-      if where['task'] == 2 and where['done'] >= 30:
+      if where['task'] == 2 and where['done'] >= 40:
         break
     except (OSError, ValueError):
       pass
