@@ -25,6 +25,7 @@ their values). Examples:
 """
 
 import datetime
+import functools
 import json
 import platform
 import statistics
@@ -77,12 +78,6 @@ def _flops(lowered) -> float:
   return float(analysis.get('flops', float('nan')))
 
 
-def _stack(trees, batched):
-  if not batched:
-    return trees[0]
-  return jax.tree.map(lambda *x: jnp.stack(x), *trees)
-
-
 def _timed(fn, state, repeats):
   """Runs fn(state) -> (state, out) `repeats + 1` times; (first, median)."""
   times = []
@@ -109,20 +104,20 @@ def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
   labels = jnp.asarray(np.arange(rows) % arch.num_classes, jnp.int32)
   seeds = list(range(num_seeds))
   orders = [continual.class_order(s, arch.num_classes) for s in seeds]
+  stack = functools.partial(continual.stack_seeds, batched=batched)
   # Task 2: replay is on.
-  info = _stack([steps.task_info(2, o, num_tasks) for o in orders], batched)
+  info = stack([steps.task_info(2, o, num_tasks) for o in orders])
   task_rows = []
   for order in orders:
     tasks = continual.task_of_class(order, num_tasks)[np.asarray(labels)]
     task_rows.append(np.flatnonzero(tasks == 1))
   max_rows = max(len(r) for r in task_rows)
-  row_table = _stack([jnp.asarray(np.pad(r, (0, max_rows - len(r))))
-                      for r in task_rows], batched)
-  num_rows = _stack([jnp.asarray(len(r), jnp.int32) for r in task_rows],
-                    batched)
-  buffer_rows = _stack([jnp.zeros((1,), jnp.int32)] * num_seeds, batched)
-  state = _stack([continual.init_state(config, jax.random.key(s))
-                  for s in seeds], batched)
+  row_table = stack([jnp.asarray(np.pad(r, (0, max_rows - len(r))))
+                     for r in task_rows])
+  num_rows = stack([jnp.asarray(len(r), jnp.int32) for r in task_rows])
+  buffer_rows = stack([jnp.zeros((1,), jnp.int32)] * num_seeds)
+  state = stack([continual.init_state(config, jax.random.key(s))
+                 for s in seeds])
   state = steps.end_task(state)
   run_chunk = continual.make_chunk_runner(config, batched)
 
@@ -147,7 +142,7 @@ def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
                    for k, d in zip(keys, arch.level_dims)),
       logits=jax.random.normal(keys[-1],
                                (config.replay_size, arch.num_classes)))
-  replay = _stack([replay] * num_seeds, batched)
+  replay = stack([replay] * num_seeds)
   update = lambda s, r, i: replay_step(s, None, r, i)
   if batched:
     update = jax.vmap(update)

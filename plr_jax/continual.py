@@ -295,8 +295,7 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
                       on_task_end=on_task_end, on_chunk=on_chunk,
                       mesh=mesh)[0] for s in seeds]
   arch = config.arch
-  stack = ((lambda trees: jax.tree.map(lambda *x: jnp.stack(x), *trees))
-           if batched else (lambda trees: trees[0]))
+  stack = functools.partial(stack_seeds, batched=batched)
   orders = [class_order(seed, arch.num_classes) for seed in seeds]
   tasks_train = [task_of_class(o, config.num_tasks)[train[1]] for o in orders]
   tasks_test = [task_of_class(o, config.num_tasks)[test[1]] for o in orders]
@@ -385,6 +384,14 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
     results.append(Result(accuracy=accuracy[i], state=seed_state,
                           losses=histories[i], class_order=order))
   return results
+
+
+def stack_seeds(trees, batched: bool = True):
+  """Per-seed pytrees stacked on a leading seed axis (the only one if not
+  `batched`), as `run_seeds` and its chunk runner take them."""
+  if not batched:
+    return trees[0]
+  return jax.tree.map(lambda *x: jnp.stack(x), *trees)
 
 
 class NonFiniteLossError(RuntimeError):
