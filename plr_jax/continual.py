@@ -189,7 +189,9 @@ def _chunk_runner(config, batched, mesh):
   elif config.replay == 'images':
     plr_step = steps.make_gr_step(
         config.arch, config.replay_size, tx, tx,
-        frozen_after=config.extractor_trainable_until, shard=shard, jit=False)
+        frozen_after=config.extractor_trainable_until,
+        branchless=loops.scan_is_slow(has_convolutions=True), shard=shard,
+        jit=False)
   else:
     buffer_step = steps.make_buffer_step(config.arch, config.strategy,
                                          config.replay_size, tx, shard=shard,

@@ -33,8 +33,7 @@ class ConvDecoder(nn.Module):
     channels = list(arch.conv_channels[:-1])[::-1] + [arch.image_shape[2]]
     for i, (out, stride) in enumerate(zip(channels,
                                           arch.conv_strides[::-1])):
-      x = nn.ConvTranspose(out, (3, 3), strides=(stride, stride),
-                           padding='SAME', name=f'deconv_{i + 1}')(x)
+      x = layers.ConvTranspose(out, stride, name=f'deconv_{i + 1}')(x)
       target = shapes[len(shapes) - 2 - i]
       x = x[:, :target[0], :target[1], :]
       if i < len(channels) - 1:

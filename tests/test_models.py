@@ -178,3 +178,23 @@ class GeneratorTest(chex.TestCase):
     chex.assert_shape([mean, logvar], (6, 3))
     assert float(jnp.abs(logvar).max()) == 0.0
     assert set(self.params) == set(generator_lib.layer_names(TINY3))
+
+
+@pytest.mark.parametrize('stride,size', [(1, 5), (2, 4), (2, 7), (3, 5)])
+def test_sub_pixel_conv_transpose_equals_flax(stride, size):
+  """`layers.ConvTranspose` has the parameters (names, shapes, initial
+  values) and outputs of `nn.ConvTranspose(..., padding="SAME")`."""
+  import flax.linen as nn  # pylint: disable=g-import-not-at-top
+  from plr_jax import layers  # pylint: disable=g-import-not-at-top
+  x = jax.random.normal(jax.random.key(0), (2, size, size + 1, 3))
+  ours = layers.ConvTranspose(4, stride)
+  flax_layer = nn.ConvTranspose(4, (3, 3), strides=(stride, stride),
+                                padding='SAME')
+  params = ours.init(jax.random.key(1), x)['params']
+  chex.assert_trees_all_equal(
+      params, flax_layer.init(jax.random.key(1), x)['params'])
+  params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero bias
+  expected = flax_layer.apply({'params': params}, x)
+  chex.assert_shape(expected, (2, size * stride, (size + 1) * stride, 4))
+  chex.assert_trees_all_close(ours.apply({'params': params}, x), expected,
+                              atol=1e-5)

@@ -232,3 +232,29 @@ def test_generator_step_reduces_reconstruction_loss():
     first = first if first is not None else metrics
   assert float(metrics['recon']) < 0.7 * float(first['recon'])
   assert float(metrics['replay_recon']) < 0.7 * float(first['replay_recon'])
+
+
+@pytest.mark.parametrize('task', [1, 2])
+def test_branchless_gr_step_equals_the_conditional_one(task):
+  """`branchless` (XLA:CPU's form of the GR step) only changes how task 1
+  skips its replay: both forms give the same update in task 1 and later."""
+  arch = TINY3
+  config = continual.ContinualConfig(
+      arch=arch, strategy=(1.0, 0.0, 0.0), num_tasks=3, iters_per_task=1,
+      batch_size=4, replay_size=4, inputs='images', replay='images')
+  tx = optim.adam(1e-3)
+  state = steps.end_task(continual.init_state(config, jax.random.key(0)))
+  images = jax.random.normal(jax.random.key(1), (4,) + arch.image_shape)
+  batch = steps.Batch(x=images, y=jnp.array([0, 1, 2, 3]))
+  info = steps.task_info(task, np.arange(6), 3)
+  outputs = [steps.make_gr_step(arch, 4, tx, tx, branchless=b, jit=False)(
+      steps.copy_tree(state), batch, info) for b in (False, True)]
+  (cond_state, cond_metrics), (state, metrics) = outputs
+  chex.assert_trees_all_close((cond_state.classifier, cond_state.generator,
+                               cond_metrics),
+                              (state.classifier, state.generator, metrics),
+                              rtol=1e-5, atol=1e-6)
+  if task == 1:
+    assert float(metrics['classifier/replay_loss']) == 0.0
+  else:
+    assert float(metrics['classifier/replay_loss']) > 0.0
