@@ -19,6 +19,18 @@ def scan_is_slow(has_convolutions: bool) -> bool:
   return has_convolutions and jax.default_backend() == 'cpu'
 
 
+def branches_are_slow() -> bool:
+  """Whether to compute both sides of a task-dependent branch and select.
+
+  XLA:CPU runs the ops inside a conditional's branches slower than the same
+  ops at the top level: measured on 2 cores, a Fashion-MNIST GR iteration
+  (convolutions in the replay branches) took 9.5-10 s with `lax.cond` and
+  2.4 s without, and an ARCH1 IR iteration (dense layers only) 563-572 ms
+  against 447-498 ms. The price is task 1's unused replay work.
+  """
+  return jax.default_backend() == 'cpu'
+
+
 def make_loop(iteration: Callable[..., tuple[Any, Any]], host_loop: bool,
               jit: bool = True):
   """`run(carry, *args, length=n) -> (carry, stacked outputs)`.

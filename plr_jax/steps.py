@@ -112,10 +112,8 @@ def when_replaying(info: TaskInfo, replay_fn: Callable[..., Any],
   """`replay_fn(*operands)` from task 2 on, `otherwise(*operands)` in task 1.
 
   A `lax.cond` by default, so task 1 skips the replay work. `branchless`
-  computes both and selects instead: XLA:CPU runs convolutions inside a
-  conditional's branches many times slower than at the top level (measured
-  on 2 cores, Fashion-MNIST GR: 9.5 s against 0.3 s per iteration), so the
-  image paths on CPU pay for task 1's unused replay rather than for that.
+  computes both and selects, for backends that run a conditional's branches
+  slowly (`loops.branches_are_slow`: XLA:CPU).
   """
   if not branchless:
     return jax.lax.cond(info.task > 1, replay_fn, otherwise, *operands)
@@ -341,7 +339,7 @@ def make_plr_step(
     replay_size: int, classifier_tx: optax.GradientTransformation,
     generator_tx: optax.GradientTransformation, *, inputs: str = 'features',
     extractor_trainable_until: int | None = None,
-    recon_levels: str = 'used',
+    recon_levels: str = 'used', branchless: bool = False,
     shard: Callable[[Any], Any] | None = None, jit: bool = True,
 ) -> Callable[[PLRState, Batch, TaskInfo], tuple[PLRState, Metrics]]:
   """One generative PLR iteration: sample replay, update both networks.
@@ -364,6 +362,7 @@ def make_plr_step(
       strategy replays at (f_n > 0; level 0 alone for IR, as BI-R);
       `"all"`: every level (paper eq. 2 read literally). See
       `generator_recon_levels`.
+    branchless: no `lax.cond` around the replay (see `when_replaying`).
     shard: applied to the replay batch (e.g. `sharding.constrain_batch`, to
       split it over devices); None leaves placement to XLA.
     jit: return the step jit-compiled, state donated.
@@ -374,21 +373,23 @@ def make_plr_step(
                      'extractors without batch norm only')
   classifier_step = make_classifier_step(arch, classifier_tx, strategy,
                                          replay_size, inputs=inputs,
-                                         jit=False)
+                                         branchless=branchless, jit=False)
   generator_step = make_generator_step(
       arch, generator_tx,
-      recon_levels=generator_recon_levels(strategy, recon_levels), jit=False)
+      recon_levels=generator_recon_levels(strategy, recon_levels),
+      branchless=branchless, jit=False)
   model = Classifier(arch)
 
   def step(state: PLRState, batch: Batch, info: TaskInfo):
     key = jax.random.fold_in(state.key, state.step)
     replay_key, generator_key = jax.random.split(key)
-    replay = jax.lax.cond(
-        info.task > 1,
+    replay = when_replaying(
+        info,
         lambda: replay_lib.generative(
             arch, state.prev_generator, state.prev_classifier, replay_key,
             info.replayed, replay_size),
-        lambda: replay_lib.empty(arch, replay_size, batch.x.dtype))
+        lambda: replay_lib.empty(arch, replay_size, batch.x.dtype),
+        branchless=branchless)
     replay = shard(replay)
     params = state.classifier.params
     features = batch.x
@@ -428,8 +429,7 @@ def make_gr_step(
   classifier; both networks train on images. With `frozen_after=K` the
   classifier's extractor and the generator's convolutional encoder and
   decoder are frozen after task K (`gr_frozen`). `branchless`: no
-  `lax.cond` around the replay (see `when_replaying`); for XLA:CPU, where
-  every replay branch here convolves.
+  `lax.cond` around the replay (see `when_replaying`).
   """
   shard = shard or (lambda tree: tree)
   generator = image_generator.ImageGenerator(arch)

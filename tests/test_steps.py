@@ -234,21 +234,32 @@ def test_generator_step_reduces_reconstruction_loss():
   assert float(metrics['replay_recon']) < 0.7 * float(first['replay_recon'])
 
 
+@pytest.mark.parametrize('replay', ['generative', 'images'])
 @pytest.mark.parametrize('task', [1, 2])
-def test_branchless_gr_step_equals_the_conditional_one(task):
-  """`branchless` (XLA:CPU's form of the GR step) only changes how task 1
-  skips its replay: both forms give the same update in task 1 and later."""
+def test_branchless_steps_equal_the_conditional_ones(replay, task):
+  """`branchless` (the form used on XLA:CPU) only changes how task 1 skips
+  its replay: both forms give the same update in task 1 and later."""
   arch = TINY3
+  images = replay == 'images'
   config = continual.ContinualConfig(
-      arch=arch, strategy=(1.0, 0.0, 0.0), num_tasks=3, iters_per_task=1,
-      batch_size=4, replay_size=4, inputs='images', replay='images')
+      arch=arch, num_tasks=3, iters_per_task=1,
+      batch_size=4, replay_size=4, replay=replay,
+      inputs='images' if images else 'features',
+      strategy=(1.0, 0.0, 0.0) if images else (0.0, 0.5, 0.5))
   tx = optim.adam(1e-3)
   state = steps.end_task(continual.init_state(config, jax.random.key(0)))
-  images = jax.random.normal(jax.random.key(1), (4,) + arch.image_shape)
-  batch = steps.Batch(x=images, y=jnp.array([0, 1, 2, 3]))
+  shape = arch.image_shape if images else (arch.feature_dim,)
+  x = jax.random.normal(jax.random.key(1), (4,) + shape)
+  batch = steps.Batch(x=x, y=jnp.array([0, 1, 2, 3]))
   info = steps.task_info(task, np.arange(6), 3)
-  outputs = [steps.make_gr_step(arch, 4, tx, tx, branchless=b, jit=False)(
-      steps.copy_tree(state), batch, info) for b in (False, True)]
+  if images:
+    make = lambda b: steps.make_gr_step(arch, 4, tx, tx, branchless=b,
+                                        jit=False)
+  else:
+    make = lambda b: steps.make_plr_step(arch, config.strategy, 4, tx, tx,
+                                         branchless=b, jit=False)
+  outputs = [make(b)(steps.copy_tree(state), batch, info)
+             for b in (False, True)]
   (cond_state, cond_metrics), (state, metrics) = outputs
   chex.assert_trees_all_close((cond_state.classifier, cond_state.generator,
                                cond_metrics),
