@@ -173,6 +173,10 @@ def make_chunk_runner(config: ContinualConfig, batched: bool = False,
   return _chunk_runner(config, batched, mesh)
 
 
+# Iterations per chunk where the loop runs on the host (`loops.scan_is_slow`).
+HOST_LOOP_CHUNK = 20
+
+
 @functools.lru_cache(maxsize=None)
 def _chunk_runner(config, batched, mesh):
   """`make_chunk_runner`, cached on all three arguments."""
@@ -210,14 +214,19 @@ def _chunk_runner(config, batched, mesh):
 
   if batched:
     iteration = jax.vmap(iteration, in_axes=(0, None, None, None, 0, 0, 0, 0))
-  loop = loops.make_loop(
-      iteration, loops.scan_is_slow(config.inputs == 'images'))
+  host_loop = loops.scan_is_slow(config.inputs == 'images')
+  loop = loops.make_loop(iteration, host_loop)
 
   def run_chunk(state, features, labels, rows, num_rows, buffer_rows, info,
                 length):
     return loop(state, features, labels, rows, num_rows,
                 jnp.take(features, buffer_rows, axis=0), info, length=length)
   run_chunk.loop = loop
+  # A host loop gains nothing from long chunks; short ones keep the progress
+  # lines coming on slow backends (a GR chunk of 500 took over 10 minutes on
+  # 2 CPU cores).
+  run_chunk.chunk_size = (min(config.chunk_size, HOST_LOOP_CHUNK) if host_loop
+                          else config.chunk_size)
   run_chunk.iteration = iteration  # one iteration, for cost analysis
   return run_chunk
 
@@ -347,7 +356,7 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
     if t != first_task:
       chunks = []
     while done < config.iters_per_task:
-      length = min(config.chunk_size, config.iters_per_task - done)
+      length = min(run_chunk.chunk_size, config.iters_per_task - done)
       if every:
         length = min(length, every - done % every)
       state, metrics = run_chunk(state, features, labels, rows, num_rows,

@@ -9,6 +9,7 @@ import pytest
 
 from plr_jax import continual
 from plr_jax import evaluation
+from plr_jax import loops
 from plr_jax import steps
 from tests.conftest import TINY
 
@@ -200,3 +201,30 @@ def assert_results_close(result, expected):
     chex.assert_trees_all_close(result.state.generator.params,
                                 expected.state.generator.params,
                                 rtol=1e-3, atol=1e-4)
+
+
+def test_host_loop_reports_progress_in_short_chunks():
+  """Where the loop runs on the host (convolutions on CPU), chunks are short
+  so that progress lines keep coming; the chunking does not change results."""
+  from tests.conftest import TINY3  # pylint: disable=g-import-not-at-top
+  if not loops.scan_is_slow(has_convolutions=True):
+    pytest.skip('the host loop is used on CPU only')
+  rng = np.random.default_rng(0)
+  labels = np.repeat(np.arange(6), 8)
+  images = (rng.normal(size=(48,) + TINY3.image_shape)
+            + labels[:, None, None, None] * 0.3).astype(np.float32)
+  base = dict(arch=TINY3, strategy=(1.0, 0.0, 0.0), num_tasks=3,
+              iters_per_task=45, batch_size=8, replay_size=8,
+              inputs='images', extractor_trainable_until=1)
+  reports = []
+  long_chunks = continual.run(
+      continual.ContinualConfig(chunk_size=500, **base), (images, labels),
+      (images, labels), 0, on_chunk=lambda t, done: reports.append((t, done)))
+  assert reports[:3] == [(1, continual.HOST_LOOP_CHUNK),
+                         (1, 2 * continual.HOST_LOOP_CHUNK), (1, 45)]
+  short_chunks = continual.run(
+      continual.ContinualConfig(chunk_size=7, **base), (images, labels),
+      (images, labels), 0)
+  np.testing.assert_array_equal(long_chunks.accuracy, short_chunks.accuracy)
+  chex.assert_trees_all_close(long_chunks.state.classifier.params,
+                              short_chunks.state.classifier.params)
