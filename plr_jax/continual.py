@@ -381,9 +381,10 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
       if config.inputs == 'images':
         test_features = evaluation.extract_features(arch, {'params': params},
                                                     test[0])
+      seen = task_of_class(orders[i], config.num_tasks) < t
       accuracy[i, t - 1] = evaluation.task_accuracies(
           arch, params, test_features, test[1], tasks_test[i],
-          config.num_tasks)
+          config.num_tasks, seen=seen)
     state = steps.end_task(state)
     if checkpoints is not None:
       checkpoints.save(state, t + 1, 0,

@@ -11,11 +11,11 @@ from plr_jax import config as config_lib
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _predict(arch: config_lib.ArchConfig, params, features):
+def _predict(arch: config_lib.ArchConfig, params, features, allowed):
   logits = classifier_lib.Classifier(arch).apply(
       {'params': params}, features, 0,
       method=classifier_lib.Classifier.classify_from)
-  return jnp.argmax(logits, axis=-1)
+  return jnp.argmax(jnp.where(allowed, logits, -jnp.inf), axis=-1)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -48,17 +48,31 @@ def extract_features(arch: config_lib.ArchConfig, variables,
 
 
 def predict(arch: config_lib.ArchConfig, params, features: np.ndarray,
-            batch_size: int = 4096) -> np.ndarray:
-  """Argmax over all head outputs for level-0 features [N, D_0]."""
-  return _batched(lambda x: _predict(arch, params, x),
+            batch_size: int = 4096, allowed=None) -> np.ndarray:
+  """Argmax over the head outputs for level-0 features [N, D_0].
+
+  `allowed`: bool [C], the classes a prediction may take (None: all).
+  """
+  if allowed is None:
+    allowed = np.ones(arch.num_classes, bool)
+  allowed = jnp.asarray(allowed, bool)
+  return _batched(lambda x: _predict(arch, params, x, allowed),
                   np.asarray(features, np.float32), batch_size)
 
 
 def task_accuracies(arch: config_lib.ArchConfig, params, features: np.ndarray,
                     labels: np.ndarray, tasks: np.ndarray,
-                    num_tasks: int) -> np.ndarray:
-  """Accuracy on each task's test examples, [num_tasks], in [0, 1]."""
-  correct = predict(arch, params, features) == np.asarray(labels)
+                    num_tasks: int, seen=None) -> np.ndarray:
+  """Accuracy on each task's test examples, [num_tasks], in [0, 1].
+
+  `seen`: bool [C], the classes trained so far; predictions are the argmax
+  over them (class-incremental evaluation after an intermediate task, as
+  the reference code evaluates), so a head output of a class not yet
+  trained cannot win. After the last task every class is seen and this is
+  the argmax over all head outputs. None: all classes.
+  """
+  correct = predict(arch, params, features,
+                    allowed=seen) == np.asarray(labels)
   return np.array([correct[tasks == t].mean() if np.any(tasks == t)
                    else np.nan for t in range(num_tasks)])
 

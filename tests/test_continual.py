@@ -4,6 +4,7 @@ import functools
 
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -228,3 +229,25 @@ def test_host_loop_reports_progress_in_short_chunks():
   np.testing.assert_array_equal(long_chunks.accuracy, short_chunks.accuracy)
   chex.assert_trees_all_close(long_chunks.state.classifier.params,
                               short_chunks.state.classifier.params)
+
+
+def test_accuracy_after_a_task_predicts_among_seen_classes_only():
+  """A class not trained yet cannot win the argmax of an intermediate row;
+  with every class seen, the argmax is over all head outputs."""
+  params = jax.tree.map(jnp.zeros_like, continual.init_classifier(
+      TINY, jax.random.key(0))['params'])
+  params = {k: v for k, v in params.items() if k != 'extractor'}
+  bias = np.zeros(TINY.num_classes, np.float32)
+  bias[[0, 1, 2]] = [1.0, 2.0, 5.0]  # class 2, unseen below, dominates
+  params['head']['bias'] = jnp.asarray(bias)
+  features = np.zeros((4, TINY.feature_dim), np.float32)
+  labels = np.array([1, 1, 2, 2])
+  tasks = np.array([0, 0, 1, 1])
+  seen = np.zeros(TINY.num_classes, bool)
+  seen[[0, 1]] = True
+  np.testing.assert_array_equal(
+      evaluation.task_accuracies(TINY, params, features, labels, tasks, 2,
+                                 seen=seen), [1.0, 0.0])
+  np.testing.assert_array_equal(
+      evaluation.task_accuracies(TINY, params, features, labels, tasks, 2),
+      [0.0, 1.0])
