@@ -189,14 +189,11 @@ def _chunk_runner(config, batched, mesh):
         config.arch, config.strategy, config.replay_size, tx, tx,
         inputs=config.inputs,
         extractor_trainable_until=config.extractor_trainable_until,
-        recon_levels=config.recon_levels,
-        branchless=loops.branches_are_slow(), shard=shard, jit=False)
+        recon_levels=config.recon_levels, shard=shard, jit=False)
   elif config.replay == 'images':
     plr_step = steps.make_gr_step(
         config.arch, config.replay_size, tx, tx,
-        frozen_after=config.extractor_trainable_until,
-        branchless=loops.branches_are_slow(), shard=shard,
-        jit=False)
+        frozen_after=config.extractor_trainable_until, shard=shard, jit=False)
   else:
     buffer_step = steps.make_buffer_step(config.arch, config.strategy,
                                          config.replay_size, tx, shard=shard,

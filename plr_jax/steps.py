@@ -24,6 +24,7 @@ from plr_jax import classifier as classifier_lib
 from plr_jax import config as config_lib
 from plr_jax import generator as generator_lib
 from plr_jax import image_generator
+from plr_jax import loops
 from plr_jax import losses
 from plr_jax import optim
 from plr_jax import replay as replay_lib
@@ -108,13 +109,16 @@ def task_info(task: int, class_order: np.ndarray, num_tasks: int) -> TaskInfo:
 
 def when_replaying(info: TaskInfo, replay_fn: Callable[..., Any],
                    otherwise: Callable[..., Any], *operands,
-                   branchless: bool = False):
+                   branchless: bool | None = None):
   """`replay_fn(*operands)` from task 2 on, `otherwise(*operands)` in task 1.
 
-  A `lax.cond` by default, so task 1 skips the replay work. `branchless`
-  computes both and selects, for backends that run a conditional's branches
-  slowly (`loops.branches_are_slow`: XLA:CPU).
+  A `lax.cond`, so task 1 skips the replay work, unless `branchless`: then
+  both are computed and one is selected. None (every step factory's
+  default) picks branchless where conditionals run slowly
+  (`loops.branches_are_slow`: XLA:CPU).
   """
+  if branchless is None:
+    branchless = loops.branches_are_slow()
   if not branchless:
     return jax.lax.cond(info.task > 1, replay_fn, otherwise, *operands)
   return jax.tree.map(lambda a, b: jnp.where(info.task > 1, a, b),
@@ -148,7 +152,8 @@ def make_classifier_step(
     arch: config_lib.ArchConfig, tx: optax.GradientTransformation,
     strategy: strategy_lib.Strategy, replay_size: int, *,
     inputs: str = 'features', with_current: bool = True,
-    replay_images: bool = False, branchless: bool = False, jit: bool = True,
+    replay_images: bool = False, branchless: bool | None = None,
+    jit: bool = True,
 ) -> Callable[..., tuple[TrainState, Metrics]]:
   """Builds `step(state, batch, replay, info, trainable=None)`.
 
@@ -165,7 +170,7 @@ def make_classifier_step(
       run through the whole classifier (standard generative replay, GR);
       the strategy must then be IR.
     branchless: compute the replay loss in task 1 too and select it away
-      (see `when_replaying`).
+      (see `when_replaying`; None: on XLA:CPU only).
     jit: return the step jit-compiled, state donated.
 
   Returns:
@@ -241,7 +246,8 @@ def make_classifier_step(
 def make_generator_step(
     arch: config_lib.ArchConfig, tx: optax.GradientTransformation, *,
     with_current: bool = True, model=None,
-    recon_levels: tuple[int, ...] | None = None, branchless: bool = False,
+    recon_levels: tuple[int, ...] | None = None,
+    branchless: bool | None = None,
     jit: bool = True,
 ) -> Callable[..., tuple[TrainState, Metrics]]:
   """Builds `step(state, levels, labels, replay, info, key, trainable=None)`.
@@ -339,7 +345,7 @@ def make_plr_step(
     replay_size: int, classifier_tx: optax.GradientTransformation,
     generator_tx: optax.GradientTransformation, *, inputs: str = 'features',
     extractor_trainable_until: int | None = None,
-    recon_levels: str = 'used', branchless: bool = False,
+    recon_levels: str = 'used', branchless: bool | None = None,
     shard: Callable[[Any], Any] | None = None, jit: bool = True,
 ) -> Callable[[PLRState, Batch, TaskInfo], tuple[PLRState, Metrics]]:
   """One generative PLR iteration: sample replay, update both networks.
@@ -419,7 +425,7 @@ def make_gr_step(
     arch: config_lib.ArchConfig, replay_size: int,
     classifier_tx: optax.GradientTransformation,
     generator_tx: optax.GradientTransformation, *,
-    frozen_after: int | None = None, branchless: bool = False,
+    frozen_after: int | None = None, branchless: bool | None = None,
     shard: Callable[[Any], Any] | None = None, jit: bool = True,
 ) -> Callable[[PLRState, Batch, TaskInfo], tuple[PLRState, Metrics]]:
   """Standard generative replay of images (Figure 5's GR baselines).

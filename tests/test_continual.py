@@ -12,7 +12,7 @@ from plr_jax import continual
 from plr_jax import evaluation
 from plr_jax import loops
 from plr_jax import steps
-from tests.conftest import TINY
+from tests.conftest import TINY, TINY3
 
 CONFIG = continual.ContinualConfig(
     arch=TINY, strategy=(0.5, 0.5), num_tasks=3, iters_per_task=60,
@@ -146,13 +146,18 @@ def test_buffer_replay_run_compiles_once_and_is_deterministic():
   np.testing.assert_array_equal(result.accuracy, again.accuracy)
 
 
-def test_generative_replay_of_images_freezes_conv_parts_after_task_1():
-  """GR with frozen convolutions (Figure 5's gr_frozen) on tiny images."""
-  from tests.conftest import TINY3  # pylint: disable=g-import-not-at-top
+def _tiny3_images():
+  """48 images of TINY3's shape, 8 per class, the class shifting the pixels."""
   rng = np.random.default_rng(0)
   labels = np.repeat(np.arange(6), 8)
   images = (rng.normal(size=(48,) + TINY3.image_shape)
             + labels[:, None, None, None] * 0.3).astype(np.float32)
+  return images, labels
+
+
+def test_generative_replay_of_images_freezes_conv_parts_after_task_1():
+  """GR with frozen convolutions (Figure 5's gr_frozen) on tiny images."""
+  images, labels = _tiny3_images()
   config = continual.ContinualConfig(
       arch=TINY3, strategy=(1.0, 0.0, 0.0), num_tasks=3, iters_per_task=6,
       batch_size=8, replay_size=8, learning_rate=3e-3, chunk_size=6,
@@ -207,13 +212,9 @@ def assert_results_close(result, expected):
 def test_host_loop_reports_progress_in_short_chunks():
   """Where the loop runs on the host (convolutions on CPU), chunks are short
   so that progress lines keep coming; the chunking does not change results."""
-  from tests.conftest import TINY3  # pylint: disable=g-import-not-at-top
   if not loops.scan_is_slow(has_convolutions=True):
     pytest.skip('the host loop is used on CPU only')
-  rng = np.random.default_rng(0)
-  labels = np.repeat(np.arange(6), 8)
-  images = (rng.normal(size=(48,) + TINY3.image_shape)
-            + labels[:, None, None, None] * 0.3).astype(np.float32)
+  images, labels = _tiny3_images()
   base = dict(arch=TINY3, strategy=(1.0, 0.0, 0.0), num_tasks=3,
               iters_per_task=45, batch_size=8, replay_size=8,
               inputs='images', extractor_trainable_until=1)
