@@ -1,24 +1,38 @@
 #!/bin/bash
-# The GPU checks of issue 4, run once on a lent GPU machine from the repo root:
-#   bash benchmarks/gpu_session.sh OUT_DIR
+# The GPU checks of issue 4, run on a lent GPU machine from the repo root:
+#   bash benchmarks/gpu_session.sh OUT_DIR [PHASE]
+# PHASE 1 (about 6 minutes): what each precision does on the card, one
+# full-length ARCH1 run in float32, the ARCH1 IR iteration at each precision.
+# PHASE 2 (about 6 minutes, on the same warm machine): Fashion-MNIST
+# ir_frozen, 3 vmapped seeds, float32 and TF32 (FM_TF32, default the
+# TF32_TF32_F32 dot algorithm; the accuracy effect of the
+# precision), then the ARCH1 IR iteration at TF32, bfloat16 and float32.
+# PHASE 3 (not run yet; about 6 minutes): what the 2026-11-26 sessions did
+# not measure: a full ARCH1 run with 3 vmapped seeds (TF32), the ARCH1 and
+# ARCH2 benchmark of every strategy with 1 and 3 seeds (float32, TF32).
 # Needs .gpu/extractor_arch1 (an ARCH1 extractor checkpoint) and .gpu/fmnist
-# (the four Fashion-MNIST .gz files) carried beside the tree. Steps run in
-# order of priority, each under its own time limit; after each one every log
-# and result so far is packed into OUT_DIR/gpu_session.tgz. SMOKE=1 shrinks
-# every step for a dry run on a CPU.
+# (the four Fashion-MNIST .gz files) carried beside the tree. Each step runs
+# under its own time limit; after each one every log and result so far is
+# packed into OUT_DIR/gpu_session.tgz. JAX's persistent compilation cache
+# (with XLA's per-fusion autotuning cache) in /tmp/jax_cache is shared by the
+# steps and phases. SMOKE=1 shrinks every step for a dry run on a CPU.
 OUT=${1:?output dir}
+PHASE=${2:-1}
 LOGS=/tmp/gpu_session
-mkdir -p "$OUT" "$LOGS"
+mkdir -p "$OUT" "$LOGS" /tmp/jax_cache
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
+export JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
+export JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=0
 PY=${PY:-python3}
 if [ -n "$SMOKE" ]; then
   BENCH="--archs=tiny --iters=2 --repeats=1"
   PER_CLASS="3 1"; CIFAR_EXTRA="--preset=tiny --iters_per_task=4 --pretrain_epochs=1"
-  FM_EXTRA="--preset=tiny --iters_per_task=4"; EXTRACTOR=""
+  FM_EXTRA="--preset=tiny --iters_per_task=4"; EXTRACTOR=""; PROBE="--size=256"
   $PY -c "from tests import fake_data; fake_data.write_cifar10('/tmp/fake100')"
 else
   BENCH="--archs=arch1 --iters=50 --repeats=2"
-  PER_CLASS="500 100"; CIFAR_EXTRA=""; FM_EXTRA=""
+  PER_CLASS="500 100"; CIFAR_EXTRA=""; FM_EXTRA=""; PROBE="--size=4096"
   EXTRACTOR="--extractor_dir=$PWD/.gpu/extractor_arch1"
 fi
 step() {  # step NAME TIMEOUT_S COMMAND...: logs to LOGS/NAME.log, never aborts
@@ -28,22 +42,39 @@ step() {  # step NAME TIMEOUT_S COMMAND...: logs to LOGS/NAME.log, never aborts
   timeout "$limit" "$@" > "$LOGS/$name.log" 2>&1
   local rc=$?
   echo "=== $name rc=$rc wall=$(python3 -c "import time; print(round(time.time() - $start, 1))")s"
-  grep -v -i warn "$LOGS/$name.log" | tail -n 5
-  tar czf "$OUT/gpu_session.tgz" -C "$LOGS" .
+  grep -v -i warn "$LOGS/$name.log" | tail -n 6
+  tar czf "$OUT/gpu_session_$PHASE.tgz" -C "$LOGS" .
 }
 fm() {  # fm SETUP PRECISION TIMEOUT_S
   step fm_$1_$2 $3 $PY -m experiments.fashion_mnist --workdir=/tmp/w/fm_$1_$2 \
-    --data_dir=$PWD/.gpu/fmnist --setup=$1 --precision=$2 --seeds=0,1,2 $FM_EXTRA
+    --data_dir=$PWD/.gpu/fmnist --setup=$1 --precision=$2 --seeds=0,1,2 \
+    --checkpoint_every=0 $FM_EXTRA
   cp /tmp/w/fm_$1_$2/results.json "$LOGS/fm_$1_$2.json" 2>/dev/null
 }
-nvidia-smi -L 2>/dev/null; $PY -c 'import jax; print(jax.__version__, jax.devices())'
-# Order: what is still unmeasured first (the 2026-11-26 session got ARCH1 IR
-# ms/iter and the bfloat16 Fashion-MNIST run; the full ARCH1 run and the
-# float32 Fashion-MNIST run were cut by their limits).
-$PY -c "import sys; from tests import fake_data; fake_data.write_cifar100('/tmp/fake100', *map(int, sys.argv[1:]))" $PER_CLASS
-step a1_full_03_07 200 $PY -m experiments.split_cifar100 --workdir=/tmp/w/a1 --data_dir=/tmp/fake100 \
-  $EXTRACTOR $CIFAR_EXTRA --strategy=0.3,0.7 --seeds=0 --mfid=false --data_label=fake
-cp /tmp/w/a1/results.json "$LOGS/a1_full_03_07.json" 2>/dev/null
-fm ir_frozen float32 110
-step bench_f32 140 $PY -m benchmarks.run $BENCH --json --out="$LOGS/bench_f32.json"
-echo done
+date; nvidia-smi -L 2>/dev/null; $PY -c 'import jax; print(jax.__version__, jax.devices())'
+if [ "$PHASE" = 1 ]; then
+  step probe 60 $PY -m benchmarks.precision_probe $PROBE --out="$LOGS/probe.json"
+  $PY -c "import sys; from tests import fake_data; fake_data.write_cifar100('/tmp/fake100', *map(int, sys.argv[1:]))" $PER_CLASS
+  # Full length: 10 tasks x 5000 iterations, batch 256 + 256; checkpoints at
+  # task ends only (--checkpoint_every=0).
+  step a1_full_03_07 210 $PY -m experiments.split_cifar100 --workdir=/tmp/w/a1 --data_dir=/tmp/fake100 \
+    $EXTRACTOR $CIFAR_EXTRA --strategy=0.3,0.7 --seeds=0 --mfid=false --data_label=fake \
+    --checkpoint_every=0
+  cp /tmp/w/a1/results.json "$LOGS/a1_full_03_07.json" 2>/dev/null
+  step bench_precision 100 $PY -m benchmarks.run $BENCH --seeds=1 --flops=false \
+    --precision=float32,tensorfloat32,BF16_BF16_F32 --out="$LOGS/bench_precision.json"
+elif [ "$PHASE" = 2 ]; then
+  fm ir_frozen float32 110
+  fm ir_frozen ${FM_TF32:-TF32_TF32_F32} 90
+  step bench_precision2 100 $PY -m benchmarks.run $BENCH --seeds=1 --flops=false --strategies=ir \
+    --precision=tensorfloat32,BF16_BF16_F32,float32 --out="$LOGS/bench_precision2.json"
+else
+  $PY -c "import sys; from tests import fake_data; fake_data.write_cifar100('/tmp/fake100', *map(int, sys.argv[1:]))" $PER_CLASS
+  step a1_full_3seeds_tf32 220 $PY -m experiments.split_cifar100 --workdir=/tmp/w/a1_3 --data_dir=/tmp/fake100 \
+    $EXTRACTOR $CIFAR_EXTRA --strategy=0.3,0.7 --seeds=0,1,2 --mfid=false --data_label=fake \
+    --checkpoint_every=0 --precision=tensorfloat32
+  cp /tmp/w/a1_3/results.json "$LOGS/a1_full_3seeds_tf32.json" 2>/dev/null
+  step bench_all 130 $PY -m benchmarks.run ${BENCH/--archs=arch1/--archs=arch1,arch2} --seeds=1,3 \
+    --flops=false --precision=float32,tensorfloat32 --out="$LOGS/bench_all.json"
+fi
+date; echo done

@@ -41,6 +41,7 @@ import numpy as np
 from plr_jax import checkpoint
 from plr_jax import config as config_lib
 from plr_jax import continual
+from plr_jax import experiment
 from plr_jax import optim
 from plr_jax import replay as replay_lib
 from plr_jax import steps
@@ -55,12 +56,18 @@ STRATEGIES = {
 
 flags.DEFINE_list('archs', ['arch1', 'arch2'], 'Architectures: ' +
                   ', '.join(STRATEGIES))
+flags.DEFINE_string('strategies', '', 'Strategies to measure instead of the '
+                    "paper's, separated by ';' (e.g. 'ir;0.3,0.7').")
 flags.DEFINE_list('seeds', ['1', '3'], 'Seed counts to run (vmapped).')
 flags.DEFINE_integer('iters', 100, 'Iterations per timed chunk.')
 flags.DEFINE_integer('repeats', 5, 'Timed chunks (the median is reported).')
 flags.DEFINE_integer('rows', 10000, 'Rows of random training features.')
-flags.DEFINE_string('precision', 'float32', 'Matmul precision: float32, '
-                    'tensorfloat32 or bfloat16.')
+flags.DEFINE_list('precision', ['float32'], 'Matmul precisions to measure, '
+                  'each one float32, tensorfloat32, bfloat16 or a '
+                  'jax.lax.DotAlgorithmPreset name.')
+flags.DEFINE_bool('flops', True, "Count FLOPs with XLA's cost analysis (on "
+                  'GPUs this compiles the iteration and the replay update '
+                  'once more each; the counts do not depend on the backend).')
 flags.DEFINE_bool('json', False, 'Print a JSON list of records instead of '
                   'a table.')
 flags.DEFINE_string('out', None, 'Also write the JSON records here.')
@@ -90,7 +97,7 @@ def _timed(fn, state, repeats):
 
 
 def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
-            iters: int, repeats: int, rows: int) -> dict:
+            iters: int, repeats: int, rows: int, flops: bool = True) -> dict:
   """One benchmark record (see the module docstring)."""
   strategy = strategy_lib.parse_strategy(strategy_text, arch.num_levels)
   num_tasks = 10 if arch.num_classes % 10 == 0 else 3
@@ -130,7 +137,7 @@ def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
   buffer = jnp.take(features, buffer_rows, axis=0)
   iteration_flops = _flops(iteration.lower(
       state, jnp.int32(0), features, labels, row_table, num_rows, buffer,
-      info))
+      info)) if flops else float('nan')
 
   # The classifier's replay update alone.
   tx = optim.adam(config.learning_rate)
@@ -147,8 +154,8 @@ def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
   if batched:
     update = jax.vmap(update)
   classifier = state.classifier
-  replay_flops = _flops(jax.jit(update).lower(classifier, replay,
-                                              info))
+  replay_flops = _flops(jax.jit(update).lower(
+      classifier, replay, info)) if flops else float('nan')
 
   @jax.jit
   def replay_chunk(classifier):
@@ -177,10 +184,11 @@ def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
 
 
 def add_ratios(records: list[dict]) -> None:
-  """FLOPs and times relative to IR of the same arch and seed count."""
-  ir = {(r['arch'], r['seeds']): r for r in records if r['strategy'] == 'ir'}
+  """FLOPs and times relative to IR of the same arch, seeds and precision."""
+  group = lambda r: (r['arch'], r['seeds'], r['precision'])
+  ir = {group(r): r for r in records if r['strategy'] == 'ir'}
   for r in records:
-    base = ir.get((r['arch'], r['seeds']))
+    base = ir.get(group(r))
     if base:
       for key in ('iteration_flops', 'replay_update_flops', 'ms_per_iter',
                   'replay_update_ms'):
@@ -188,13 +196,15 @@ def add_ratios(records: list[dict]) -> None:
 
 
 def table(records: list[dict]) -> str:
-  head = ('| arch | strategy | seeds | ms/iter | compile s | GFLOP/iter '
+  head = ('| arch | strategy | seeds | precision | ms/iter | compile s '
+          '| GFLOP/iter '
           '| replay GFLOP (vs IR) | replay ms (vs IR) | iter GFLOP vs IR '
           '| R paper | R exact |')
-  lines = [head, '|' + '---|' * 11]
+  lines = [head, '|' + '---|' * 12]
   for r in records:
     lines.append(
         f'| {r["arch"]} | {r["strategy"]} | {r["seeds"]} | '
+        f'{r["precision"]} | '
         f'{r["ms_per_iter"]:.2f} | {r["compile_s"]:.1f} | '
         f'{r["iteration_flops"] / 1e9:.2f} | '
         f'{r["replay_update_flops"] / 1e9:.2f} '
@@ -213,22 +223,33 @@ def main(argv):
     seed_counts = [int(s) for s in FLAGS.seeds]
     if FLAGS.iters < 1 or FLAGS.repeats < 1 or min(seed_counts) < 1:
       raise ValueError('--iters, --repeats and --seeds must be positive')
-    unknown = [a.name for a in archs if a.name not in STRATEGIES]
+    if FLAGS.strategies:
+      chosen = tuple(t.strip() for t in FLAGS.strategies.split(';'))
+      strategies = {a.name: chosen for a in archs}
+    else:
+      strategies = STRATEGIES
+    unknown = [a.name for a in archs if a.name not in strategies]
     if unknown:
       raise ValueError(f'no strategies listed for {unknown}')
+    for arch in archs:
+      for text in strategies[arch.name]:
+        strategy_lib.parse_strategy(text, arch.num_levels)
+    for name in FLAGS.precision:
+      experiment.set_precision(name)
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
-  jax.config.update('jax_default_matmul_precision', FLAGS.precision)
   records = []
-  for arch in archs:
-    for num_seeds in seed_counts:
-      for text in STRATEGIES[arch.name]:
-        records.append(measure(arch, text, num_seeds, FLAGS.iters,
-                               FLAGS.repeats, FLAGS.rows))
-        print(f'{arch.name} {text} seeds={num_seeds}: '
-              f'{records[-1]["ms_per_iter"]:.2f} ms/iter', file=sys.stderr,
-              flush=True)
+  for precision in FLAGS.precision:
+    experiment.set_precision(precision)
+    for arch in archs:
+      for num_seeds in seed_counts:
+        for text in strategies[arch.name]:
+          records.append(measure(arch, text, num_seeds, FLAGS.iters,
+                                 FLAGS.repeats, FLAGS.rows, FLAGS.flops))
+          print(f'{arch.name} {text} seeds={num_seeds} {precision}: '
+                f'{records[-1]["ms_per_iter"]:.2f} ms/iter', file=sys.stderr,
+                flush=True)
   add_ratios(records)
   if FLAGS.out:
     checkpoint.write_json_atomic(FLAGS.out, records)

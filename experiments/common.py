@@ -39,17 +39,16 @@ flags.DEFINE_bool('vmap_seeds', True, 'Run all seeds as one vmapped program '
 flags.DEFINE_bool('data_parallel', True, 'With more than one device, shard '
                   'every batch over all of them (jax.sharding mesh).')
 flags.DEFINE_string('precision', 'float32', 'Matmul precision: float32 '
-                    '(exact), tensorfloat32 or bfloat16 (faster on GPUs/TPUs; '
-                    'see benchmarks/RESULTS.md for the measured effect).')
+                    '(exact), tensorfloat32, bfloat16 or a '
+                    'jax.lax.DotAlgorithmPreset name such as BF16_BF16_F32 '
+                    '(faster on GPUs/TPUs; see benchmarks/RESULTS.md for the '
+                    'measured effect).')
 flags.DEFINE_string('coordinator_address', None, 'Multi-host runs: '
                     'jax.distributed coordinator host:port.')
 flags.DEFINE_integer('num_processes', None, 'Multi-host runs: process count.')
 flags.DEFINE_integer('process_id', None, 'Multi-host runs: this process.')
 
 FLAGS = flags.FLAGS
-
-PRECISIONS = ('float32', 'tensorfloat32', 'bfloat16')
-
 
 def workdir() -> str:
   if not FLAGS.workdir:
@@ -143,12 +142,9 @@ def runtime():
   """
   import jax  # pylint: disable=g-import-not-at-top
   from plr_jax import sharding  # pylint: disable=g-import-not-at-top
-  if FLAGS.precision not in PRECISIONS:
-    raise ValueError(f'--precision must be one of {", ".join(PRECISIONS)}, '
-                     f'got {FLAGS.precision!r}')
+  experiment.set_precision(FLAGS.precision)
   sharding.initialize_distributed(FLAGS.coordinator_address,
                                   FLAGS.num_processes, FLAGS.process_id)
-  jax.config.update('jax_default_matmul_precision', FLAGS.precision)
   if FLAGS.data_parallel and jax.device_count() > 1:
     return sharding.data_mesh()
   return None

@@ -72,6 +72,24 @@ def log(message: str) -> None:
   print(message, file=sys.stderr, flush=True)
 
 
+# Matmul precisions for --precision: JAX's coarse levels (on NVIDIA GPUs
+# 'bfloat16' is Precision.DEFAULT, which XLA runs as TF32 for float32
+# operands; on TPUs a single bfloat16 pass) and its exact dot algorithms
+# ('BF16_BF16_F32': bfloat16 operands, float32 accumulation, where the
+# backend has it). benchmarks/precision_probe.py shows what each one does on a
+# backend.
+PRECISIONS = ('float32', 'tensorfloat32', 'bfloat16') + tuple(
+    p.name for p in jax.lax.DotAlgorithmPreset if p.name != 'DEFAULT')
+
+
+def set_precision(name: str) -> None:
+  """Sets JAX's default matmul precision; ValueError for an unknown name."""
+  if name not in PRECISIONS:
+    raise ValueError(f'--precision must be float32, tensorfloat32, bfloat16 '
+                     f'or a jax.lax.DotAlgorithmPreset name, got {name!r}')
+  jax.config.update('jax_default_matmul_precision', name)
+
+
 def check_workdir(workdir: str) -> None:
   """Creates `workdir` and proves it writable, before any work."""
   try:

@@ -1,5 +1,9 @@
 """The benchmark's records carry what issue 4 asks for, with sane values."""
 
+import subprocess
+import sys
+
+from benchmarks import precision_probe
 from benchmarks import run as bench
 from tests.conftest import TINY
 
@@ -20,4 +24,24 @@ def test_records_have_the_fields_and_replay_flops_fall_with_the_strategy():
   assert plr['r_paper'] < 1 and ir['r_exact'] == 1
   # Two vmapped seeds do twice the arithmetic of one.
   assert abs(records[2]['iteration_flops'] / ir['iteration_flops'] - 2) < 0.1
-  assert '| tiny | 0.5,0.5 | 2 |' in bench.table(records)
+  assert '| tiny | 0.5,0.5 | 2 | ' in bench.table(records)
+
+
+def test_bad_strategy_is_one_line_and_exit_2():
+  proc = subprocess.run(
+      [sys.executable, '-m', 'benchmarks.run', '--archs=tiny',
+       '--strategies=ir;0.3,0.8'], capture_output=True, text=True,
+      check=False)
+  assert proc.returncode == 2, proc.stderr
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and 'sums to 1.1' in lines[0], proc.stderr
+
+
+def test_precision_probe_reports_the_arithmetic_and_never_raises():
+  exact = precision_probe.probe('float32', 64)
+  assert exact['matmul_rel_error'] < 1e-5 and exact['conv_rel_error'] < 1e-5
+  assert exact['matmul_ms'] > 0
+  assert 'error' in precision_probe.probe('float8', 64)
+  # A dot algorithm a backend lacks is reported, not raised (TF32 on CPU).
+  tf32 = precision_probe.probe('TF32_TF32_F32', 64)
+  assert 'matmul_rel_error' in tf32 or 'matmul_error' in tf32
