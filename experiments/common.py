@@ -32,8 +32,12 @@ flags.DEFINE_string('data_label', 'auto', 'What the data is, for the results: '
                     'auto (from the files), exact, jpeg or fake.')
 
 flags.DEFINE_integer('checkpoint_every', 1000, 'Checkpoint every this many '
-                     'iterations within a task (0: only at task ends); '
-                     'rerunning with the same --workdir resumes.')
+                     'iterations within a task (0: only at task ends), at '
+                     'most once per --checkpoint_min_secs; rerunning with '
+                     'the same --workdir resumes.')
+flags.DEFINE_float('checkpoint_min_secs', 60.0, 'Skip a mid-task checkpoint '
+                   'when the last one is more recent than this (seconds); '
+                   'task ends are always checkpointed.')
 flags.DEFINE_bool('vmap_seeds', True, 'Run all seeds as one vmapped program '
                   '(false: one after another).')
 flags.DEFINE_bool('data_parallel', True, 'With more than one device, shard '
@@ -107,6 +111,7 @@ def strategy(text: str, arch_config: config_lib.ArchConfig):
 
 # Flags that do not change what a run computes: a rerun may change them.
 NOT_CONFIG = ('workdir', 'data_dir', 'extractor_dir', 'checkpoint_every',
+              'checkpoint_min_secs',
               'coordinator_address', 'num_processes', 'process_id')
 
 
@@ -118,6 +123,9 @@ def claim_workdir(work: str) -> None:
   if FLAGS.checkpoint_every < 0:
     raise ValueError(f'--checkpoint_every must be >= 0, got '
                      f'{FLAGS.checkpoint_every}')
+  if FLAGS.checkpoint_min_secs < 0:
+    raise ValueError(f'--checkpoint_min_secs must be >= 0, got '
+                     f'{FLAGS.checkpoint_min_secs}')
   ours = {k: v for k, v in flag_values().items() if k not in NOT_CONFIG}
   ours = json.loads(json.dumps(ours))  # lists and tuples alike
   path = os.path.join(work, 'run_flags.json')
@@ -204,4 +212,5 @@ def run_cifar(experiment_name: str, dataset_name: str, num_tasks: int, *,
       iters_per_task=iters, replay=replay, compute_mfid=compute_mfid,
       data_label=label, recon_levels=FLAGS.recon_levels,
       vmap_seeds=FLAGS.vmap_seeds, mesh=mesh,
-      checkpoint_every=FLAGS.checkpoint_every, flags=flag_values())
+      checkpoint_every=FLAGS.checkpoint_every,
+      checkpoint_min_secs=FLAGS.checkpoint_min_secs, flags=flag_values())

@@ -84,6 +84,7 @@ def main(argv):
             iters_per_task=iters, compute_mfid=False, data_label=label,
             vmap_seeds=FLAGS.vmap_seeds, mesh=mesh,
             checkpoint_every=FLAGS.checkpoint_every,
+            checkpoint_min_secs=FLAGS.checkpoint_min_secs,
             flags=common.flag_values())
         rows.append({'pretrain_classes': count, 'augment': augment,
                      'setting': name,

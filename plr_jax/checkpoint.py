@@ -12,6 +12,8 @@ import hashlib
 import json
 import os
 import shutil
+import time
+from typing import Callable
 
 import flax
 import jax
@@ -127,13 +129,29 @@ class RunCheckpointer:
     directory: where the checkpoints go.
     every: also checkpoint every this many iterations inside a task (0: only
       at task boundaries).
+    min_interval_s: skip such a mid-task checkpoint when the last save was
+      less than this many seconds ago (a checkpoint of ARCH1's state is 240 MB
+      and took 0.6 s here: on a GPU, 1000 iterations take 2 s).
   """
 
-  def __init__(self, directory: str, every: int = 0):
+  def __init__(self, directory: str, every: int = 0,
+               min_interval_s: float = 0.0,
+               clock: Callable[[], float] = time.monotonic):
     if every < 0:
       raise ValueError(f'checkpoint interval must be >= 0, got {every}')
+    if min_interval_s < 0:
+      raise ValueError(f'minimum checkpoint interval must be >= 0 seconds, '
+                       f'got {min_interval_s}')
     self.directory = directory
     self.every = every
+    self.min_interval_s = min_interval_s
+    self._clock = clock
+    self._last_save = clock()
+
+  def due(self, done: int) -> bool:
+    """Whether to checkpoint inside a task after `done` iterations."""
+    return bool(self.every and done % self.every == 0 and
+                self._clock() - self._last_save >= self.min_interval_s)
 
   @property
   def _latest(self) -> str:
@@ -152,6 +170,7 @@ class RunCheckpointer:
     os.replace(tmp, f'{path}.npz')
     write_json_atomic(self._latest, {'name': name, 'task': task,
                                      'done': done})
+    self._last_save = self._clock()
     for entry in os.listdir(self.directory):
       if entry.startswith('task') and not entry.startswith(name):
         old = os.path.join(self.directory, entry)

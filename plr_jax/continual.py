@@ -364,7 +364,8 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
       done += length
       if on_chunk is not None:
         on_chunk(t, done)
-      if every and done % every == 0 and done < config.iters_per_task:
+      if (every and done < config.iters_per_task and
+          checkpoints.due(done)):
         checkpoints.save(state, t, done,
                          _pack_progress(accuracy, histories, chunks))
     for i in range(len(seeds)):

@@ -163,6 +163,7 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
                   extractor_trainable_until: int | None = None,
                   recon_levels: str = 'used', vmap_seeds: bool = True,
                   mesh=None, checkpoint_every: int = 0,
+                  checkpoint_min_secs: float = 0.0,
                   flags: dict | None = None) -> dict:
   """Runs a class-incremental protocol for every seed and writes the results.
 
@@ -172,7 +173,8 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
   and `extractor` may be None. With `vmap_seeds` the seeds run as one
   vmapped program; `mesh` spreads every batch over its devices. Each group
   of seeds checkpoints into WORKDIR/checkpoints/ at task boundaries and every
-  `checkpoint_every` iterations; running again with the same workdir resumes
+  `checkpoint_every` iterations (at most once per `checkpoint_min_secs`);
+  running again with the same workdir resumes
   where it stopped (finished groups are not run again).
 
   Returns:
@@ -222,7 +224,8 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
                                            epochs=preset.reference_epochs,
                                            batch_size=preset.batch_size)
     progress.start_run(label)
-    checkpoints = checkpoint.RunCheckpointer(group_dir, checkpoint_every)
+    checkpoints = checkpoint.RunCheckpointer(group_dir, checkpoint_every,
+                                             checkpoint_min_secs)
 
     def on_resume(task, done, label=label, group_dir=group_dir):
       log(f'{label} resuming from task {task}, iteration {done} '

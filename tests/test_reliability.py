@@ -10,6 +10,7 @@ import sys
 import time
 
 import chex
+import jax
 import numpy as np
 import pytest
 
@@ -78,6 +79,7 @@ def _command(workdir, data_dir, *extra):
   return [sys.executable, '-m', 'experiments.split_cifar10',
           f'--workdir={workdir}', f'--data_dir={data_dir}', '--preset=tiny',
           '--seeds=0', '--iters_per_task=200', '--checkpoint_every=20',
+          '--checkpoint_min_secs=0',
           '--strategy=0.5,0.5', '--data_label=fake', *extra]
 
 
@@ -156,3 +158,22 @@ def test_extractor_of_another_architecture_is_refused(tmp_path):
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and 'made for another architecture' in lines[0], (
       proc.stderr)
+
+
+def test_mid_task_checkpoints_wait_for_the_minimum_interval(tmp_path):
+  now = [0.0]
+  checkpoints = checkpoint.RunCheckpointer(str(tmp_path), every=10,
+                                           min_interval_s=60,
+                                           clock=lambda: now[0])
+  now[0] = 5.0
+  assert not checkpoints.due(10)  # 5 s after the start: too soon
+  now[0] = 61.0
+  assert checkpoints.due(10) and not checkpoints.due(15)
+  state = continual.init_state(test_continual.CONFIG, jax.random.key(0))
+  checkpoints.save(state, task=1, done=10, arrays={})
+  now[0] = 70.0
+  assert not checkpoints.due(20)  # 9 s after the save
+  now[0] = 121.0
+  assert checkpoints.due(20)
+  assert checkpoint.RunCheckpointer(str(tmp_path), every=10).due(10)
+  assert not checkpoint.RunCheckpointer(str(tmp_path)).due(10)
