@@ -45,6 +45,15 @@ step() {  # step NAME TIMEOUT_S COMMAND...: logs to LOGS/NAME.log, never aborts
   grep -v -i warn "$LOGS/$name.log" | tail -n 6
   tar czf "$OUT/gpu_session_$PHASE.tgz" -C "$LOGS" .
 }
+fake100() {  # CIFAR-100-shaped fake files in the real format
+  $PY -c "import sys; from tests import fake_data; fake_data.write_cifar100('/tmp/fake100', *map(int, sys.argv[1:]))" $PER_CLASS
+}
+a1() {  # a1 NAME TIMEOUT_S FLAGS...: a full-length ARCH1 [0.3, 0.7] run on them
+  local name=$1 limit=$2; shift 2
+  step $name $limit $PY -m experiments.split_cifar100 --workdir=/tmp/w/$name --data_dir=/tmp/fake100 \
+    $EXTRACTOR $CIFAR_EXTRA --strategy=0.3,0.7 --mfid=false --data_label=fake "$@"
+  cp /tmp/w/$name/results.json "$LOGS/$name.json" 2>/dev/null
+}
 fm() {  # fm SETUP PRECISION TIMEOUT_S
   step fm_$1_$2 $3 $PY -m experiments.fashion_mnist --workdir=/tmp/w/fm_$1_$2 \
     --data_dir=$PWD/.gpu/fmnist --setup=$1 --precision=$2 --seeds=0,1,2 \
@@ -54,13 +63,10 @@ fm() {  # fm SETUP PRECISION TIMEOUT_S
 date; nvidia-smi -L 2>/dev/null; $PY -c 'import jax; print(jax.__version__, jax.devices())'
 if [ "$PHASE" = 1 ]; then
   step probe 60 $PY -m benchmarks.precision_probe $PROBE --out="$LOGS/probe.json"
-  $PY -c "import sys; from tests import fake_data; fake_data.write_cifar100('/tmp/fake100', *map(int, sys.argv[1:]))" $PER_CLASS
+  fake100
   # Full length: 10 tasks x 5000 iterations, batch 256 + 256; checkpoints at
   # task ends only (--checkpoint_every=0).
-  step a1_full_03_07 210 $PY -m experiments.split_cifar100 --workdir=/tmp/w/a1 --data_dir=/tmp/fake100 \
-    $EXTRACTOR $CIFAR_EXTRA --strategy=0.3,0.7 --seeds=0 --mfid=false --data_label=fake \
-    --checkpoint_every=0
-  cp /tmp/w/a1/results.json "$LOGS/a1_full_03_07.json" 2>/dev/null
+  a1 a1_full_03_07 210 --seeds=0 --checkpoint_every=0
   step bench_precision 100 $PY -m benchmarks.run $BENCH --seeds=1 --flops=false \
     --precision=float32,tensorfloat32,BF16_BF16_F32 --out="$LOGS/bench_precision.json"
 elif [ "$PHASE" = 2 ]; then
@@ -69,11 +75,8 @@ elif [ "$PHASE" = 2 ]; then
   step bench_precision2 100 $PY -m benchmarks.run $BENCH --seeds=1 --flops=false --strategies=ir \
     --precision=tensorfloat32,BF16_BF16_F32,float32 --out="$LOGS/bench_precision2.json"
 else
-  $PY -c "import sys; from tests import fake_data; fake_data.write_cifar100('/tmp/fake100', *map(int, sys.argv[1:]))" $PER_CLASS
-  step a1_full_3seeds_tf32 220 $PY -m experiments.split_cifar100 --workdir=/tmp/w/a1_3 --data_dir=/tmp/fake100 \
-    $EXTRACTOR $CIFAR_EXTRA --strategy=0.3,0.7 --seeds=0,1,2 --mfid=false --data_label=fake \
-    --checkpoint_every=0 --precision=tensorfloat32
-  cp /tmp/w/a1_3/results.json "$LOGS/a1_full_3seeds_tf32.json" 2>/dev/null
+  fake100
+  a1 a1_full_3seeds_tf32 220 --seeds=0,1,2 --checkpoint_every=0 --precision=tensorfloat32
   step bench_all 130 $PY -m benchmarks.run ${BENCH/--archs=arch1/--archs=arch1,arch2} --seeds=1,3 \
     --flops=false --precision=float32,tensorfloat32 --out="$LOGS/bench_all.json"
 fi

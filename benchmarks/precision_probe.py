@@ -58,8 +58,10 @@ def probe(name: str, size: int) -> dict:
   record = {'precision': name, 'backend': jax.default_backend(),
             'device': getattr(jax.devices()[0], 'device_kind', ''),
             'jax': jax.__version__}
-  if name not in experiment.PRECISIONS:
-    record['error'] = f'unknown precision {name!r}'
+  try:
+    experiment.check_precision(name)
+  except ValueError as e:
+    record['error'] = str(e)
     return record
   with jax.default_matmul_precision(name):
     matmul = jax.jit(jnp.matmul)

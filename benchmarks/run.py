@@ -235,7 +235,7 @@ def main(argv):
       for text in strategies[arch.name]:
         strategy_lib.parse_strategy(text, arch.num_levels)
     for name in FLAGS.precision:
-      experiment.set_precision(name)
+      experiment.check_precision(name)
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)

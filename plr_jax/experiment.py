@@ -82,11 +82,16 @@ PRECISIONS = ('float32', 'tensorfloat32', 'bfloat16') + tuple(
     p.name for p in jax.lax.DotAlgorithmPreset if p.name != 'DEFAULT')
 
 
-def set_precision(name: str) -> None:
-  """Sets JAX's default matmul precision; ValueError for an unknown name."""
+def check_precision(name: str) -> None:
+  """ValueError unless `name` is one of `PRECISIONS`."""
   if name not in PRECISIONS:
     raise ValueError(f'--precision must be float32, tensorfloat32, bfloat16 '
                      f'or a jax.lax.DotAlgorithmPreset name, got {name!r}')
+
+
+def set_precision(name: str) -> None:
+  """Sets JAX's default matmul precision; ValueError for an unknown name."""
+  check_precision(name)
   jax.config.update('jax_default_matmul_precision', name)
 
 
