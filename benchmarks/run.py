@@ -113,7 +113,9 @@ def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
   orders = [continual.class_order(s, arch.num_classes) for s in seeds]
   stack = functools.partial(continual.stack_seeds, batched=batched)
   # Task 2: replay is on.
-  info = stack([steps.task_info(2, o, num_tasks) for o in orders])
+  info = stack([steps.task_info(2, o, num_tasks,
+                                phase=continual.task_phase(config, 2))
+                for o in orders])
   task_rows = []
   for order in orders:
     tasks = continual.task_of_class(order, num_tasks)[np.asarray(labels)]

@@ -228,6 +228,21 @@ def _chunk_runner(config, batched, mesh):
   return run_chunk
 
 
+def task_phase(config: ContinualConfig, task: int) -> steps.Phase | None:
+  """The phase the task loop specialises task `task`'s program to, or None.
+
+  Where conditionals are slow (`loops.branches_are_slow`: XLA:CPU), each
+  phase of a run (task 1 without replay; replaying with the extractor
+  trained; replaying after it froze) gets a program of its own, compiled
+  once and reused by every chunk and task of that phase: task 1 does no
+  replay work and frozen layers get no gradients. Elsewhere one program
+  serves all tasks and branches on the task at run time.
+  """
+  if not loops.branches_are_slow():
+    return None
+  return steps.Phase.of(task, config.extractor_trainable_until)
+
+
 def run(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
         test: tuple[np.ndarray, np.ndarray], seed: int, *,
         classifier_params=None,
@@ -333,7 +348,9 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
         on_resume(first_task, first_done)
   every = checkpoints.every if checkpoints is not None else 0
   for t in range(first_task, config.num_tasks + 1):
-    info = stack([steps.task_info(t, o, config.num_tasks) for o in orders])
+    phase = task_phase(config, t)
+    info = stack([steps.task_info(t, o, config.num_tasks, phase=phase)
+                  for o in orders])
     rows, num_rows = [], []
     for tasks in tasks_train:
       task_rows = np.flatnonzero(tasks == t - 1)

@@ -20,13 +20,15 @@ def scan_is_slow(has_convolutions: bool) -> bool:
 
 
 def branches_are_slow() -> bool:
-  """Whether to compute both sides of a task-dependent branch and select.
+  """Whether to keep task-dependent branches out of compiled steps.
 
   XLA:CPU runs the ops inside a conditional's branches slower than the same
   ops at the top level: measured on 2 cores, a Fashion-MNIST GR iteration
   (convolutions in the replay branches) took 9.5-10 s with `lax.cond` and
   2.4 s without, and an ARCH1 IR iteration (dense layers only) 563-572 ms
-  against 447-498 ms. The price is task 1's unused replay work.
+  against 447-498 ms. There the task loop compiles one program per task
+  phase (`continual.task_phase`), and a step given no phase computes both
+  sides and selects (`steps.when_replaying`).
   """
   return jax.default_backend() == 'cpu'
 

@@ -5,7 +5,8 @@ gradient still moves under Adam once its moments are non-zero, and its moments
 decay. A *gate* per layer (top-level parameter name) says whether the layer
 takes part in a step; a closed gate leaves the layer's parameters and its
 optimizer state bit-for-bit as they were. Gates are boolean arrays, so they
-can change from step to step without recompiling.
+can change from step to step without recompiling, or Python bools, fixed
+when the step is traced (a closed one costs nothing).
 """
 
 from typing import Any, Mapping
@@ -36,8 +37,13 @@ def gate_tree(params: Params, gates: Mapping[str, Any]) -> Params:
   if missing:
     raise ValueError(f'no gate for layers {missing}; gates cover '
                      f'{sorted(gates)}')
-  return {name: jax.tree.map(lambda _, g=jnp.asarray(gates[name]): g, sub)
+  return {name: jax.tree.map(lambda _, g=_gate(gates[name]): g, sub)
           for name, sub in params.items()}
+
+
+def _gate(gate):
+  """Python bools are kept (decided at trace time), the rest made arrays."""
+  return gate if isinstance(gate, bool) else jnp.asarray(gate)
 
 
 def gated_update(tx: optax.GradientTransformation, grads: Params,
@@ -60,7 +66,10 @@ def gated_update(tx: optax.GradientTransformation, grads: Params,
   state_gates = optax.tree_utils.tree_map_params(
       tx, lambda _, g: g, opt_state, param_gates,
       transform_non_params=lambda _: None)
-  select = lambda g, new, old: new if g is None else jnp.where(g, new, old)
+  def select(g, new, old):
+    if g is None or g is True:
+      return new
+    return old if g is False else jnp.where(g, new, old)
   new_params = jax.tree.map(select, param_gates, new_params, params)
   new_state = jax.tree.map(select, state_gates, new_state, opt_state,
                            is_leaf=lambda x: x is None)

@@ -4,7 +4,9 @@ Each factory closes over what fixes the shapes (architecture, strategy, batch
 sizes) and returns `step(state, ...) -> (state, metrics)`. The task number and
 the class masks are array arguments (`TaskInfo`), so one compilation serves
 every task, and a step can run inside `lax.scan` over iterations and under
-`vmap` over seeds.
+`vmap` over seeds. A `TaskInfo` may also carry its task's `Phase`, known on
+the host; a step then specialises to it (one compilation per phase) instead
+of branching on the task at run time.
 
 A replay slice at level n is fed to `classify_from(level=n)`: it never runs
 fc_1 .. fc_n, and `stop_gradient` keeps gradients out of the generator. Layer
@@ -12,7 +14,7 @@ gates (`optim.gated_update`) make sure a layer that received no data in a step
 keeps its parameters and Adam moments.
 """
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 import flax
 import jax
@@ -46,6 +48,26 @@ class TrainState:
     return cls(params=params, opt_state=tx.init(params))
 
 
+class Phase(NamedTuple):
+  """What a step may know about its task when it is traced.
+
+  Attributes:
+    replaying: the task is not the first, so there are earlier classes to
+      replay.
+    frozen: the task comes after the one the step's layers freeze after
+      (`extractor_trainable_until`, `frozen_after`); steps that freeze
+      nothing ignore it.
+  """
+  replaying: bool
+  frozen: bool
+
+  @classmethod
+  def of(cls, task: int, frozen_after: int | None = None) -> 'Phase':
+    """The phase of 1-based `task` in a run that freezes after task K."""
+    return cls(replaying=task > 1,
+               frozen=frozen_after is not None and task > frozen_after)
+
+
 @flax.struct.dataclass
 class TaskInfo:
   """What changes between tasks, as arrays.
@@ -54,10 +76,15 @@ class TaskInfo:
     task: 1-based task number t, int32 scalar.
     active: bool [C], the classes seen so far (current task included).
     replayed: bool [C], the classes of earlier tasks.
+    phase: the task's `Phase`, static (part of the tree's structure, so jit
+      compiles once per phase): a step given it computes only what the phase
+      needs, with no conditional on `task`. None: the step branches on
+      `task` at run time and one compilation serves all tasks.
   """
   task: jax.Array
   active: jax.Array
   replayed: jax.Array
+  phase: Phase | None = flax.struct.field(pytree_node=False, default=None)
 
 
 @flax.struct.dataclass
@@ -88,7 +115,8 @@ class PLRState:
   step: jax.Array
 
 
-def task_info(task: int, class_order: np.ndarray, num_tasks: int) -> TaskInfo:
+def task_info(task: int, class_order: np.ndarray, num_tasks: int, *,
+              phase: Phase | None = None) -> TaskInfo:
   """`TaskInfo` for task `task` (1-based) of a class-incremental split.
 
   Args:
@@ -96,6 +124,8 @@ def task_info(task: int, class_order: np.ndarray, num_tasks: int) -> TaskInfo:
     class_order: permutation of all classes; task t gets the t-th equal
       consecutive group.
     num_tasks: number of tasks the classes are split into.
+    phase: the task's `Phase` (e.g. `Phase.of(task, frozen_after)`), to
+      specialise the steps to it; None leaves it to run time.
   """
   class_order = np.asarray(class_order)
   per_task = len(class_order) // num_tasks
@@ -104,7 +134,8 @@ def task_info(task: int, class_order: np.ndarray, num_tasks: int) -> TaskInfo:
   replayed = np.zeros(len(class_order), bool)
   replayed[class_order[:(task - 1) * per_task]] = True
   return TaskInfo(task=jnp.asarray(task, jnp.int32),
-                  active=jnp.asarray(active), replayed=jnp.asarray(replayed))
+                  active=jnp.asarray(active), replayed=jnp.asarray(replayed),
+                  phase=phase)
 
 
 def when_replaying(info: TaskInfo, replay_fn: Callable[..., Any],
@@ -112,17 +143,31 @@ def when_replaying(info: TaskInfo, replay_fn: Callable[..., Any],
                    branchless: bool | None = None):
   """`replay_fn(*operands)` from task 2 on, `otherwise(*operands)` in task 1.
 
-  A `lax.cond`, so task 1 skips the replay work, unless `branchless`: then
+  With `info.phase` known, only the side it picks is traced. Otherwise a
+  `lax.cond`, so task 1 skips the replay work, unless `branchless`: then
   both are computed and one is selected. None (every step factory's
   default) picks branchless where conditionals run slowly
   (`loops.branches_are_slow`: XLA:CPU).
   """
+  if info.phase is not None:
+    return (replay_fn if info.phase.replaying else otherwise)(*operands)
   if branchless is None:
     branchless = loops.branches_are_slow()
   if not branchless:
     return jax.lax.cond(info.task > 1, replay_fn, otherwise, *operands)
   return jax.tree.map(lambda a, b: jnp.where(info.task > 1, a, b),
                       replay_fn(*operands), otherwise(*operands))
+
+
+def trains_until(info: TaskInfo, last_task: int) -> Any:
+  """Whether layers trained up to `last_task` (inclusive) still train.
+
+  A Python bool when `info.phase` is known (the frozen layers' gradients are
+  then never computed), else a bool array.
+  """
+  if info.phase is not None:
+    return not info.phase.frozen
+  return info.task <= last_task
 
 
 def classifier_gates(arch: config_lib.ArchConfig, slices: tuple[int, ...],
@@ -143,9 +188,15 @@ def classifier_gates(arch: config_lib.ArchConfig, slices: tuple[int, ...],
 def _combine_gates(static: Mapping[str, bool], params,
                    trainable: Mapping[str, jax.Array] | None):
   trainable = trainable or {}
-  return {name: jnp.logical_and(static.get(name, True),
-                                trainable.get(name, True))
-          for name in params}
+
+  def combine(name):
+    # Python bools stay Python bools: a gate closed at trace time leaves the
+    # layer's gradient unused, so XLA never computes it.
+    fixed, varying = static.get(name, True), trainable.get(name, True)
+    if isinstance(varying, bool):
+      return fixed and varying
+    return jnp.logical_and(fixed, varying)
+  return {name: combine(name) for name in params}
 
 
 def make_classifier_step(
@@ -404,7 +455,8 @@ def make_plr_step(
       features = model.apply({'params': params}, batch.x,
                              method=Classifier.extract)
       if extractor_trainable_until is not None:
-        trainable = {'extractor': info.task <= extractor_trainable_until}
+        trainable = {
+            'extractor': trains_until(info, extractor_trainable_until)}
     _, levels = model.apply({'params': params}, features,
                             method=Classifier.levels)
     levels = jax.lax.stop_gradient(levels)
@@ -466,7 +518,7 @@ def make_gr_step(
     replay = shard(replay)
     classifier_trainable = generator_trainable = None
     if frozen_after is not None:
-      open_gate = info.task <= frozen_after
+      open_gate = trains_until(info, frozen_after)
       classifier_trainable = {'extractor': open_gate}
       generator_trainable = {'conv_encoder': open_gate,
                              'conv_decoder': open_gate}
@@ -486,6 +538,7 @@ def make_gr_step(
 def make_buffer_step(
     arch: config_lib.ArchConfig, strategy: strategy_lib.Strategy,
     replay_size: int, classifier_tx: optax.GradientTransformation, *,
+    branchless: bool | None = None,
     shard: Callable[[Any], Any] | None = None, jit: bool = True,
 ) -> Callable[[PLRState, Batch, jax.Array, TaskInfo],
               tuple[PLRState, Metrics]]:
@@ -494,19 +547,22 @@ def make_buffer_step(
   `buffer` holds stored level-0 features [M, D_0]; each iteration draws
   `replay_size` of them, the previous classifier recomputes their features
   at every level and their soft targets, and the slices enter the classifier
-  at their levels. No generator: `state.generator` is None.
+  at their levels. No generator: `state.generator` is None. `branchless`:
+  see `when_replaying`.
   """
   shard = shard or (lambda tree: tree)
   classifier_step = make_classifier_step(arch, classifier_tx, strategy,
-                                         replay_size, jit=False)
+                                         replay_size, branchless=branchless,
+                                         jit=False)
 
   def step(state: PLRState, batch: Batch, buffer: jax.Array, info: TaskInfo):
     key = jax.random.fold_in(state.key, state.step)
-    replay = jax.lax.cond(
-        info.task > 1,
+    replay = when_replaying(
+        info,
         lambda: replay_lib.from_buffer(arch, state.prev_classifier, buffer,
                                        key, replay_size),
-        lambda: replay_lib.empty(arch, replay_size, batch.x.dtype))
+        lambda: replay_lib.empty(arch, replay_size, batch.x.dtype),
+        branchless=branchless)
     classifier, metrics = classifier_step(state.classifier, batch,
                                           shard(replay), info)
     metrics = {f'classifier/{k}': v for k, v in metrics.items()}

@@ -267,3 +267,59 @@ def test_branchless_steps_equal_the_conditional_ones(replay):
       assert float(metrics['classifier/replay_loss']) == 0.0
     else:
       assert float(metrics['classifier/replay_loss']) > 0.0
+
+
+def _flops(step, *args) -> float:
+  analysis = jax.jit(step).lower(*args).compile().cost_analysis()
+  if isinstance(analysis, (list, tuple)):
+    analysis = analysis[0]
+  return float(analysis['flops'])
+
+
+@pytest.mark.parametrize('replay', ['generative', 'images', 'buffer'])
+def test_phase_specialised_steps_equal_the_conditional_ones(replay):
+  """A step given its task's `Phase` (the form the task loop uses on
+  XLA:CPU) gives the update of the one that branches on the task at run
+  time, in task 1, while the extractor trains and after it froze, and the
+  specialised programs skip task 1's replay and the frozen layers' gradients.
+  """
+  arch = TINY3
+  images = replay in ('generative', 'images')
+  config = continual.ContinualConfig(
+      arch=arch, num_tasks=3, iters_per_task=1, batch_size=4, replay_size=4,
+      replay=replay, inputs='images' if images else 'features',
+      strategy=(1.0, 0.0, 0.0) if replay == 'images' else (0.0, 0.5, 0.5),
+      extractor_trainable_until=2 if images else None, buffer_size=6)
+  state = steps.end_task(continual.init_state(config, jax.random.key(0)))
+  shape = arch.image_shape if images else (arch.feature_dim,)
+  x = jax.random.normal(jax.random.key(1), (4,) + shape)
+  batch = steps.Batch(x=x, y=jnp.array([0, 1, 2, 3]))
+  args = (batch,)
+  if replay == 'images':
+    step = steps.make_gr_step(arch, 4, ADAM, ADAM, frozen_after=2,
+                              branchless=False, jit=False)
+  elif replay == 'generative':
+    step = steps.make_plr_step(arch, config.strategy, 4, ADAM, ADAM,
+                               inputs='images', extractor_trainable_until=2,
+                               branchless=False, jit=False)
+  else:
+    step = steps.make_buffer_step(arch, config.strategy, 4, ADAM,
+                                  branchless=False, jit=False)
+    args = (batch, jax.random.normal(jax.random.key(2),
+                                     (6, arch.feature_dim)))
+  flops = {}
+  for task in (1, 2, 3):
+    phase = steps.Phase.of(task, config.extractor_trainable_until)
+    info = steps.task_info(task, ORDER, 3)
+    static_info = steps.task_info(task, ORDER, 3, phase=phase)
+    want, want_metrics = jax.jit(step)(steps.copy_tree(state), *args, info)
+    got, metrics = jax.jit(step)(steps.copy_tree(state), *args, static_info)
+    chex.assert_trees_all_close(
+        (want.classifier, want.generator, want_metrics),
+        (got.classifier, got.generator, metrics), rtol=1e-5, atol=1e-6)
+    flops[task] = _flops(step, state, *args, static_info)
+  assert flops[1] < flops[2]
+  if images:
+    assert flops[3] < flops[2]
+  else:
+    assert flops[3] == flops[2]
