@@ -7,9 +7,12 @@
 # ir_frozen, 3 vmapped seeds, float32 and TF32 (FM_TF32, default the
 # TF32_TF32_F32 dot algorithm; the accuracy effect of the
 # precision), then the ARCH1 IR iteration at TF32, bfloat16 and float32.
-# PHASE 3 (not run yet; about 6 minutes): what the 2026-11-26 sessions did
-# not measure: a full ARCH1 run with 3 vmapped seeds (TF32), the ARCH1 and
-# ARCH2 benchmark of every strategy with 1 and 3 seeds (float32, TF32).
+# PHASE 3 (not run yet; about 5 minutes): where the GPU iteration's time
+# goes (`benchmarks.profile`: ARCH1 IR, 1 seed float32 and TF32, 3 seeds
+# TF32), then the ARCH1 and ARCH2 benchmark of every strategy with 1 and 3
+# seeds (float32, TF32).
+# PHASE 4 (not run yet; about 4 minutes): a full ARCH1 run with 3 vmapped
+# seeds (TF32).
 # Needs .gpu/extractor_arch1 (an ARCH1 extractor checkpoint) and .gpu/fmnist
 # (the four Fashion-MNIST .gz files) carried beside the tree. Each step runs
 # under its own time limit; after each one every log and result so far is
@@ -29,10 +32,12 @@ if [ -n "$SMOKE" ]; then
   BENCH="--archs=tiny --iters=2 --repeats=1"
   PER_CLASS="3 1"; CIFAR_EXTRA="--preset=tiny --iters_per_task=4 --pretrain_epochs=1"
   FM_EXTRA="--preset=tiny --iters_per_task=4"; EXTRACTOR=""; PROBE="--size=256"
+  PROFILE="--arch=tiny --iters=2 --rows=64"
   $PY -c "from tests import fake_data; fake_data.write_cifar10('/tmp/fake100')"
 else
   BENCH="--archs=arch1 --iters=50 --repeats=2"
   PER_CLASS="500 100"; CIFAR_EXTRA=""; FM_EXTRA=""; PROBE="--size=4096"
+  PROFILE="--arch=arch1 --iters=50"
   EXTRACTOR="--extractor_dir=$PWD/.gpu/extractor_arch1"
 fi
 step() {  # step NAME TIMEOUT_S COMMAND...: logs to LOGS/NAME.log, never aborts
@@ -74,10 +79,16 @@ elif [ "$PHASE" = 2 ]; then
   fm ir_frozen ${FM_TF32:-TF32_TF32_F32} 90
   step bench_precision2 100 $PY -m benchmarks.run $BENCH --seeds=1 --flops=false --strategies=ir \
     --precision=tensorfloat32,BF16_BF16_F32,float32 --out="$LOGS/bench_precision2.json"
+elif [ "$PHASE" = 3 ]; then
+  for run in "float32 1" "tensorfloat32 1" "tensorfloat32 3"; do
+    set -- $run
+    step profile_$1_$2 70 $PY -m benchmarks.profile $PROFILE --precision=$1 --seeds=$2 \
+      --out="$LOGS/profile_$1_$2.json"
+  done
+  step bench_all 150 $PY -m benchmarks.run ${BENCH/--archs=arch1/--archs=arch1,arch2} --seeds=1,3 \
+    --flops=false --precision=float32,tensorfloat32 --out="$LOGS/bench_all.json"
 else
   fake100
   a1 a1_full_3seeds_tf32 220 --seeds=0,1,2 --checkpoint_every=0 --precision=tensorfloat32
-  step bench_all 130 $PY -m benchmarks.run ${BENCH/--archs=arch1/--archs=arch1,arch2} --seeds=1,3 \
-    --flops=false --precision=float32,tensorfloat32 --out="$LOGS/bench_all.json"
 fi
 date; echo done

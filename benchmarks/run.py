@@ -24,6 +24,7 @@ their values). Examples:
   python -m benchmarks.run --archs=tiny --seeds=1 --iters=2 --repeats=1
 """
 
+import dataclasses
 import datetime
 import functools
 import json
@@ -31,6 +32,7 @@ import platform
 import statistics
 import sys
 import time
+from typing import Any, Callable
 
 from absl import app
 from absl import flags
@@ -54,23 +56,28 @@ STRATEGIES = {
     'tiny': ('ir', '0.5,0.5'),
 }
 
-flags.DEFINE_list('archs', ['arch1', 'arch2'], 'Architectures: ' +
-                  ', '.join(STRATEGIES))
-flags.DEFINE_string('strategies', '', 'Strategies to measure instead of the '
-                    "paper's, separated by ';' (e.g. 'ir;0.3,0.7').")
-flags.DEFINE_list('seeds', ['1', '3'], 'Seed counts to run (vmapped).')
-flags.DEFINE_integer('iters', 100, 'Iterations per timed chunk.')
-flags.DEFINE_integer('repeats', 5, 'Timed chunks (the median is reported).')
-flags.DEFINE_integer('rows', 10000, 'Rows of random training features.')
-flags.DEFINE_list('precision', ['float32'], 'Matmul precisions to measure, '
-                  'each one float32, tensorfloat32, bfloat16 or a '
-                  'jax.lax.DotAlgorithmPreset name.')
-flags.DEFINE_bool('flops', True, "Count FLOPs with XLA's cost analysis (on "
-                  'GPUs this compiles the iteration and the replay update '
-                  'once more each; the counts do not depend on the backend).')
-flags.DEFINE_bool('json', False, 'Print a JSON list of records instead of '
-                  'a table.')
-flags.DEFINE_string('out', None, 'Also write the JSON records here.')
+def define_flags():
+  """The flags of `python -m benchmarks.run` (defined only when it runs, so
+  that other tools can import this module and define their own)."""
+  flags.DEFINE_list('archs', ['arch1', 'arch2'], 'Architectures: ' +
+                    ', '.join(STRATEGIES))
+  flags.DEFINE_string('strategies', '', 'Strategies to measure instead of the '
+                      "paper's, separated by ';' (e.g. 'ir;0.3,0.7').")
+  flags.DEFINE_list('seeds', ['1', '3'], 'Seed counts to run (vmapped).')
+  flags.DEFINE_integer('iters', 100, 'Iterations per timed chunk.')
+  flags.DEFINE_integer('repeats', 5, 'Timed chunks (the median is reported).')
+  flags.DEFINE_integer('rows', 10000, 'Rows of random training features.')
+  flags.DEFINE_list('precision', ['float32'], 'Matmul precisions to measure, '
+                    'each one float32, tensorfloat32, bfloat16 or a '
+                    'jax.lax.DotAlgorithmPreset name.')
+  flags.DEFINE_bool('flops', True, "Count FLOPs with XLA's cost analysis (on "
+                    'GPUs this compiles the iteration and the replay update '
+                    'once more each; the counts do not depend on the backend).')
+  flags.DEFINE_bool('json', False, 'Print a JSON list of records instead of '
+                    'a table.')
+  flags.DEFINE_string('out', None, 'Also write the JSON records here.')
+
+
 FLAGS = flags.FLAGS
 
 
@@ -96,9 +103,35 @@ def _timed(fn, state, repeats):
   return times[0], statistics.median(times[1:]), state
 
 
-def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
-            iters: int, repeats: int, rows: int, flops: bool = True) -> dict:
-  """One benchmark record (see the module docstring)."""
+@dataclasses.dataclass
+class Task2Chunk:
+  """A task-2 chunk (replay on) of one configuration, on random features.
+
+  `chunk(state) -> (state, metrics)` runs `iters` iterations in one program;
+  the other fields are its inputs, for cost analysis and replay updates.
+  """
+  config: continual.ContinualConfig
+  strategy: strategy_lib.Strategy
+  batched: bool
+  run_chunk: Callable[..., Any]
+  state: steps.PLRState
+  features: jax.Array
+  labels: jax.Array
+  row_table: jax.Array
+  num_rows: jax.Array
+  buffer_rows: jax.Array
+  info: steps.TaskInfo
+  iters: int
+
+  def chunk(self, state):
+    return self.run_chunk(state, self.features, self.labels, self.row_table,
+                          self.num_rows, self.buffer_rows, self.info,
+                          self.iters)
+
+
+def task2_chunk(arch: config_lib.ArchConfig, strategy_text: str,
+                num_seeds: int, iters: int, rows: int) -> Task2Chunk:
+  """Builds the chunk `measure` times (and `benchmarks.profile` traces)."""
   strategy = strategy_lib.parse_strategy(strategy_text, arch.num_levels)
   num_tasks = 10 if arch.num_classes % 10 == 0 else 3
   config = continual.ContinualConfig(
@@ -127,19 +160,29 @@ def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
   buffer_rows = stack([jnp.zeros((1,), jnp.int32)] * num_seeds)
   state = stack([continual.init_state(config, jax.random.key(s))
                  for s in seeds])
-  state = steps.end_task(state)
-  run_chunk = continual.make_chunk_runner(config, batched)
+  return Task2Chunk(
+      config=config, strategy=strategy, batched=batched,
+      run_chunk=continual.make_chunk_runner(config, batched),
+      state=steps.end_task(state), features=features, labels=labels,
+      row_table=row_table, num_rows=num_rows, buffer_rows=buffer_rows,
+      info=info, iters=iters)
 
-  def chunk(state):
-    return run_chunk(state, features, labels, row_table, num_rows,
-                     buffer_rows, info, iters)
-  first, steady, state = _timed(chunk, state, repeats)
+
+def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
+            iters: int, repeats: int, rows: int, flops: bool = True) -> dict:
+  """One benchmark record (see the module docstring)."""
+  setup = task2_chunk(arch, strategy_text, num_seeds, iters, rows)
+  config, strategy, batched = setup.config, setup.strategy, setup.batched
+  stack = functools.partial(continual.stack_seeds, batched=batched)
+  features, labels, info = setup.features, setup.labels, setup.info
+  run_chunk = setup.run_chunk
+  first, steady, state = _timed(setup.chunk, setup.state, repeats)
 
   iteration = jax.jit(run_chunk.iteration)
-  buffer = jnp.take(features, buffer_rows, axis=0)
+  buffer = jnp.take(features, setup.buffer_rows, axis=0)
   iteration_flops = _flops(iteration.lower(
-      state, jnp.int32(0), features, labels, row_table, num_rows, buffer,
-      info)) if flops else float('nan')
+      state, jnp.int32(0), features, labels, setup.row_table, setup.num_rows,
+      buffer, info)) if flops else float('nan')
 
   # The classifier's replay update alone.
   tx = optim.adam(config.learning_rate)
@@ -259,4 +302,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)

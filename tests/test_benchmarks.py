@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 from benchmarks import precision_probe
+from benchmarks import profile
 from benchmarks import run as bench
 from tests.conftest import TINY
 
@@ -45,3 +46,34 @@ def test_precision_probe_reports_the_arithmetic_and_never_raises():
   # A dot algorithm a backend lacks is reported, not raised (TF32 on CPU).
   tf32 = precision_probe.probe('TF32_TF32_F32', 64)
   assert 'matmul_rel_error' in tf32 or 'matmul_error' in tf32
+
+
+def test_profile_summarises_where_a_chunk_spends_its_time(tmp_path):
+  result = profile.profile(TINY, '0.5,0.5', 1, iters=3, rows=64,
+                           trace_dir=str(tmp_path), top=4)
+  assert result['wall_ms_per_iter'] > 0 and result['lines']
+  for line in result['lines']:
+    assert line['events_per_iter'] > 0
+    # A timeline line is busy at most the whole traced chunk.
+    assert 0 < line['busy_ms_per_iter'] <= 1.05 * result['wall_ms_per_iter']
+    assert 0 < len(line['top_kinds']) <= 4
+  busiest = result['lines'][0]['top_events'][0]
+  assert busiest['us_per_iter'] > 0 and busiest['calls_per_iter'] > 0
+  assert 'ms per iteration' in profile.report(result)
+
+
+def test_profile_helpers():
+  assert profile.kind('loop_add_fusion_12') == 'loop_add_fusion'
+  assert profile.kind('ynn_fusion.44') == 'ynn_fusion'
+  assert profile.kind('copy') == 'copy'
+  # Overlapping and nested events count once.
+  assert profile._busy_ns([(0, 10), (5, 20), (6, 8), (30, 40)]) == 30
+
+
+def test_profile_bad_flag_is_one_line_and_exit_2():
+  proc = subprocess.run(
+      [sys.executable, '-m', 'benchmarks.profile', '--arch=tiny',
+       '--strategy=0.3,0.8'], capture_output=True, text=True, check=False)
+  assert proc.returncode == 2, proc.stderr
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and 'sums to 1.1' in lines[0], proc.stderr
