@@ -7,9 +7,10 @@
 # ir_frozen, 3 vmapped seeds, float32 and TF32 (FM_TF32, default the
 # TF32_TF32_F32 dot algorithm; the accuracy effect of the
 # precision), then the ARCH1 IR iteration at TF32, bfloat16 and float32.
-# PHASE 3 (not run yet; about 5 minutes): where the GPU iteration's time
-# goes (`benchmarks.profile`: ARCH1 IR, 1 seed float32 and TF32, 3 seeds
-# TF32), then the ARCH1 and ARCH2 benchmark of every strategy with 1 and 3
+# PHASE 3 (not run yet; about 7 minutes): where the GPU iteration's time
+# goes (`benchmarks.profile`: ARCH1 IR, 1 seed, float32 and TF32), whether
+# one program per task phase (no lax.cond) or an unrolled scan is faster
+# there, then the ARCH1 and ARCH2 benchmark of every strategy with 1 and 3
 # seeds (float32, TF32).
 # PHASE 4 (not run yet; about 4 minutes): a full ARCH1 run with 3 vmapped
 # seeds (TF32).
@@ -80,11 +81,18 @@ elif [ "$PHASE" = 2 ]; then
   step bench_precision2 100 $PY -m benchmarks.run $BENCH --seeds=1 --flops=false --strategies=ir \
     --precision=tensorfloat32,BF16_BF16_F32,float32 --out="$LOGS/bench_precision2.json"
 elif [ "$PHASE" = 3 ]; then
-  for run in "float32 1" "tensorfloat32 1" "tensorfloat32 3"; do
+  for run in "float32 auto" "tensorfloat32 auto"; do
     set -- $run
-    step profile_$1_$2 70 $PY -m benchmarks.profile $PROFILE --precision=$1 --seeds=$2 \
+    step profile_$1_$2 70 $PY -m benchmarks.profile $PROFILE --precision=$1 --task_phases=$2 \
       --out="$LOGS/profile_$1_$2.json"
   done
+  # Conditionals and the scan's loop condition may each cost a device-host
+  # round trip per iteration: one program per task phase, and unrolling.
+  step bench_modes 120 $PY -m benchmarks.run $BENCH --seeds=1 --flops=false --strategies=ir \
+    --precision=tensorfloat32,float32 --task_phases=false,true --scan_unroll=1,4 \
+    --out="$LOGS/bench_modes.json"
+  step profile_tensorfloat32_true 70 $PY -m benchmarks.profile $PROFILE --precision=tensorfloat32 \
+    --task_phases=true --out="$LOGS/profile_tensorfloat32_true.json"
   step bench_all 150 $PY -m benchmarks.run ${BENCH/--archs=arch1/--archs=arch1,arch2} --seeds=1,3 \
     --flops=false --precision=float32,tensorfloat32 --out="$LOGS/bench_all.json"
 else

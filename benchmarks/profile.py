@@ -48,6 +48,9 @@ def define_flags():
   flags.DEFINE_integer('rows', 10000, 'Rows of random training features.')
   flags.DEFINE_string('precision', 'float32', 'Matmul precision (as for the '
                       'binaries).')
+  flags.DEFINE_enum('task_phases', 'auto', ['auto', 'true', 'false'],
+                    'As for benchmarks.run.')
+  flags.DEFINE_integer('scan_unroll', 1, 'Scan unroll factor.')
   flags.DEFINE_integer('top', 12, 'Events and kinds listed per line.')
   flags.DEFINE_string('out', None, 'Also write the summary here as JSON.')
   flags.DEFINE_string('trace_dir', None, 'Keep the raw trace here '
@@ -121,9 +124,11 @@ def summarise(trace_dir: str, iters: int, top: int = 12) -> list[dict]:
 
 
 def profile(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
-            iters: int, rows: int, trace_dir: str, top: int = 12) -> dict:
+            iters: int, rows: int, trace_dir: str, top: int = 12,
+            task_phases: bool | None = None, scan_unroll: int = 1) -> dict:
   """Traces one steady task-2 chunk; the summary with its wall time."""
-  setup = bench.task2_chunk(arch, strategy_text, num_seeds, iters, rows)
+  setup = bench.task2_chunk(arch, strategy_text, num_seeds, iters, rows,
+                            task_phases, scan_unroll)
   state = setup.state
   for _ in range(2):  # compile, then warm up
     state, metrics = setup.chunk(state)
@@ -139,7 +144,8 @@ def profile(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
       'iters': iters, 'backend': jax.default_backend(),
       'device': getattr(device, 'device_kind', str(device)),
       'precision': str(jax.config.jax_default_matmul_precision),
-      'jax': jax.__version__,
+      'task_phases': setup.info.phase is not None,
+      'scan_unroll': scan_unroll, 'jax': jax.__version__,
       'wall_ms_per_iter': 1000 * wall / iters,
       'lines': summarise(trace_dir, iters, top),
   }
@@ -147,7 +153,8 @@ def profile(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
 
 def report(result: dict) -> str:
   out = [f'{result["arch"]} {result["strategy"]} seeds={result["seeds"]} '
-         f'{result["device"]} {result["precision"]}: '
+         f'{result["device"]} {result["precision"]} '
+         f'phases={result["task_phases"]} unroll={result["scan_unroll"]}: '
          f'{result["wall_ms_per_iter"]:.3f} ms per iteration (traced)']
   for line in result['lines']:
     out.append(f'\n{line["plane"]} / {line["line"]}: '
@@ -167,15 +174,18 @@ def main(argv):
     arch = config_lib.get_arch(FLAGS.arch)
     strategy_lib.parse_strategy(FLAGS.strategy, arch.num_levels)
     experiment.check_precision(FLAGS.precision)
-    if min(FLAGS.iters, FLAGS.seeds, FLAGS.rows, FLAGS.top) < 1:
-      raise ValueError('--iters, --seeds, --rows and --top must be positive')
+    if min(FLAGS.iters, FLAGS.seeds, FLAGS.rows, FLAGS.top,
+           FLAGS.scan_unroll) < 1:
+      raise ValueError('--iters, --seeds, --rows, --top and --scan_unroll '
+                       'must be positive')
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
   experiment.set_precision(FLAGS.precision)
   with tempfile.TemporaryDirectory() as scratch:
     result = profile(arch, FLAGS.strategy, FLAGS.seeds, FLAGS.iters,
-                     FLAGS.rows, FLAGS.trace_dir or scratch, FLAGS.top)
+                     FLAGS.rows, FLAGS.trace_dir or scratch, FLAGS.top,
+                     bench.PHASE_MODES[FLAGS.task_phases], FLAGS.scan_unroll)
   if FLAGS.out:
     checkpoint.write_json_atomic(FLAGS.out, result)
   print(report(result))

@@ -49,6 +49,8 @@ from plr_jax import replay as replay_lib
 from plr_jax import steps
 from plr_jax import strategy as strategy_lib
 
+PHASE_MODES = {'auto': None, 'true': True, 'false': False}
+
 STRATEGIES = {
     'arch1': ('ir', '0.7,0.3', '0.5,0.5', '0.3,0.7'),
     'arch2': ('ir', '0.5,0.3,0.2', '0.34,0.33,0.33', '0.2,0.3,0.5'),
@@ -76,6 +78,11 @@ def define_flags():
   flags.DEFINE_bool('json', False, 'Print a JSON list of records instead of '
                     'a table.')
   flags.DEFINE_string('out', None, 'Also write the JSON records here.')
+  flags.DEFINE_list('task_phases', ['auto'], 'Each of auto, true, false: '
+                    'whether the task-2 program is specialised to its phase '
+                    '(true) or branches on the task at run time (false); '
+                    'auto: the library default (true on CPU only).')
+  flags.DEFINE_list('scan_unroll', ['1'], 'Scan unroll factors to measure.')
 
 
 FLAGS = flags.FLAGS
@@ -130,13 +137,16 @@ class Task2Chunk:
 
 
 def task2_chunk(arch: config_lib.ArchConfig, strategy_text: str,
-                num_seeds: int, iters: int, rows: int) -> Task2Chunk:
-  """Builds the chunk `measure` times (and `benchmarks.profile` traces)."""
+                num_seeds: int, iters: int, rows: int,
+                task_phases: bool | None = None,
+                scan_unroll: int = 1) -> Task2Chunk:
+  """Builds the chunk `measure` times (and `benchmarks.profile` traces);
+  `task_phases` and `scan_unroll` as in `continual.ContinualConfig`."""
   strategy = strategy_lib.parse_strategy(strategy_text, arch.num_levels)
   num_tasks = 10 if arch.num_classes % 10 == 0 else 3
   config = continual.ContinualConfig(
       arch=arch, strategy=strategy, num_tasks=num_tasks, iters_per_task=iters,
-      chunk_size=iters)
+      chunk_size=iters, task_phases=task_phases, scan_unroll=scan_unroll)
   batched = num_seeds > 1
   rng = np.random.default_rng(0)
   features = jnp.asarray(rng.normal(size=(rows, arch.feature_dim)),
@@ -169,9 +179,11 @@ def task2_chunk(arch: config_lib.ArchConfig, strategy_text: str,
 
 
 def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
-            iters: int, repeats: int, rows: int, flops: bool = True) -> dict:
+            iters: int, repeats: int, rows: int, flops: bool = True,
+            task_phases: bool | None = None, scan_unroll: int = 1) -> dict:
   """One benchmark record (see the module docstring)."""
-  setup = task2_chunk(arch, strategy_text, num_seeds, iters, rows)
+  setup = task2_chunk(arch, strategy_text, num_seeds, iters, rows,
+                      task_phases, scan_unroll)
   config, strategy, batched = setup.config, setup.strategy, setup.batched
   stack = functools.partial(continual.stack_seeds, batched=batched)
   features, labels, info = setup.features, setup.labels, setup.info
@@ -215,6 +227,8 @@ def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
       'backend': jax.default_backend(),
       'device': getattr(device, 'device_kind', str(device)),
       'precision': str(jax.config.jax_default_matmul_precision),
+      'task_phases': continual.task_phase(config, 2) is not None,
+      'scan_unroll': scan_unroll,
       'ms_per_iter': 1000 * steady / iters,
       'compile_s': max(first - steady, 0.0),
       'iteration_flops': iteration_flops,
@@ -230,7 +244,8 @@ def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
 
 def add_ratios(records: list[dict]) -> None:
   """FLOPs and times relative to IR of the same arch, seeds and precision."""
-  group = lambda r: (r['arch'], r['seeds'], r['precision'])
+  group = lambda r: (r['arch'], r['seeds'], r['precision'],
+                     r.get('task_phases'), r.get('scan_unroll'))
   ir = {group(r): r for r in records if r['strategy'] == 'ir'}
   for r in records:
     base = ir.get(group(r))
@@ -241,15 +256,16 @@ def add_ratios(records: list[dict]) -> None:
 
 
 def table(records: list[dict]) -> str:
-  head = ('| arch | strategy | seeds | precision | ms/iter | compile s '
-          '| GFLOP/iter '
+  head = ('| arch | strategy | seeds | precision | phases | unroll '
+          '| ms/iter | compile s | GFLOP/iter '
           '| replay GFLOP (vs IR) | replay ms (vs IR) | iter GFLOP vs IR '
           '| R paper | R exact |')
-  lines = [head, '|' + '---|' * 12]
+  lines = [head, '|' + '---|' * 14]
   for r in records:
     lines.append(
         f'| {r["arch"]} | {r["strategy"]} | {r["seeds"]} | '
-        f'{r["precision"]} | '
+        f'{r["precision"]} | {r.get("task_phases", "")} | '
+        f'{r.get("scan_unroll", 1)} | '
         f'{r["ms_per_iter"]:.2f} | {r["compile_s"]:.1f} | '
         f'{r["iteration_flops"] / 1e9:.2f} | '
         f'{r["replay_update_flops"] / 1e9:.2f} '
@@ -281,6 +297,14 @@ def main(argv):
         strategy_lib.parse_strategy(text, arch.num_levels)
     for name in FLAGS.precision:
       experiment.check_precision(name)
+    phase_modes = [PHASE_MODES[m] for m in FLAGS.task_phases
+                   if m in PHASE_MODES]
+    if len(phase_modes) != len(FLAGS.task_phases):
+      raise ValueError(f'--task_phases takes auto, true or false, got '
+                       f'{",".join(FLAGS.task_phases)}')
+    unrolls = [int(u) for u in FLAGS.scan_unroll]
+    if min(unrolls) < 1:
+      raise ValueError('--scan_unroll values must be positive')
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
@@ -290,11 +314,16 @@ def main(argv):
     for arch in archs:
       for num_seeds in seed_counts:
         for text in strategies[arch.name]:
-          records.append(measure(arch, text, num_seeds, FLAGS.iters,
-                                 FLAGS.repeats, FLAGS.rows, FLAGS.flops))
-          print(f'{arch.name} {text} seeds={num_seeds} {precision}: '
-                f'{records[-1]["ms_per_iter"]:.2f} ms/iter', file=sys.stderr,
-                flush=True)
+          for phases in phase_modes:
+            for unroll in unrolls:
+              records.append(measure(arch, text, num_seeds, FLAGS.iters,
+                                     FLAGS.repeats, FLAGS.rows, FLAGS.flops,
+                                     phases, unroll))
+              r = records[-1]
+              print(f'{arch.name} {text} seeds={num_seeds} {precision} '
+                    f'phases={r["task_phases"]} unroll={unroll}: '
+                    f'{r["ms_per_iter"]:.2f} ms/iter', file=sys.stderr,
+                    flush=True)
   add_ratios(records)
   if FLAGS.out:
     checkpoint.write_json_atomic(FLAGS.out, records)

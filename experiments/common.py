@@ -47,6 +47,15 @@ flags.DEFINE_string('precision', 'float32', 'Matmul precision: float32 '
                     'jax.lax.DotAlgorithmPreset name such as BF16_BF16_F32 '
                     '(faster on GPUs/TPUs; see benchmarks/RESULTS.md for the '
                     'measured effect).')
+flags.DEFINE_string('task_phases', 'auto', 'auto, true or false: compile '
+                    'one program per task phase (task 1 without replay; '
+                    'replaying; after a freeze) instead of one that '
+                    'branches on the task at run time. auto: on CPU only, '
+                    'where conditionals run slowly. Results agree to float '
+                    'tolerance.')
+flags.DEFINE_integer('scan_unroll', 1, 'Iterations per step of the scanned '
+                     'task loop (lax.scan unroll). Results agree to float '
+                     'tolerance.')
 flags.DEFINE_string('coordinator_address', None, 'Multi-host runs: '
                     'jax.distributed coordinator host:port.')
 flags.DEFINE_integer('num_processes', None, 'Multi-host runs: process count.')
@@ -111,7 +120,7 @@ def strategy(text: str, arch_config: config_lib.ArchConfig):
 
 # Flags that do not change what a run computes: a rerun may change them.
 NOT_CONFIG = ('workdir', 'data_dir', 'extractor_dir', 'checkpoint_every',
-              'checkpoint_min_secs',
+              'checkpoint_min_secs', 'task_phases', 'scan_unroll',
               'coordinator_address', 'num_processes', 'process_id')
 
 
@@ -126,6 +135,7 @@ def claim_workdir(work: str) -> None:
   if FLAGS.checkpoint_min_secs < 0:
     raise ValueError(f'--checkpoint_min_secs must be >= 0, got '
                      f'{FLAGS.checkpoint_min_secs}')
+  loop_options()  # validates --scan_unroll
   ours = {k: v for k, v in flag_values().items() if k not in NOT_CONFIG}
   ours = json.loads(json.dumps(ours))  # lists and tuples alike
   path = os.path.join(work, 'run_flags.json')
@@ -156,6 +166,20 @@ def runtime():
   if FLAGS.data_parallel and jax.device_count() > 1:
     return sharding.data_mesh()
   return None
+
+
+def loop_options() -> dict:
+  """`run_continual`'s task-loop arguments from --task_phases and
+  --scan_unroll."""
+  if FLAGS.scan_unroll < 1:
+    raise ValueError(f'--scan_unroll must be positive, got '
+                     f'{FLAGS.scan_unroll}')
+  modes = {'auto': None, 'true': True, 'false': False}
+  if FLAGS.task_phases not in modes:
+    raise ValueError(f'--task_phases must be auto, true or false, got '
+                     f'{FLAGS.task_phases!r}')
+  phases = modes[FLAGS.task_phases]
+  return {'task_phases': phases, 'scan_unroll': FLAGS.scan_unroll}
 
 
 def extractor_dir(flag_value: str | None, work: str) -> str:
@@ -213,4 +237,5 @@ def run_cifar(experiment_name: str, dataset_name: str, num_tasks: int, *,
       data_label=label, recon_levels=FLAGS.recon_levels,
       vmap_seeds=FLAGS.vmap_seeds, mesh=mesh,
       checkpoint_every=FLAGS.checkpoint_every,
-      checkpoint_min_secs=FLAGS.checkpoint_min_secs, flags=flag_values())
+      checkpoint_min_secs=FLAGS.checkpoint_min_secs, **loop_options(),
+      flags=flag_values())

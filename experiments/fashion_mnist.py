@@ -72,7 +72,7 @@ def main(argv):
         recon_levels=FLAGS.recon_levels, vmap_seeds=FLAGS.vmap_seeds,
         mesh=mesh, checkpoint_every=FLAGS.checkpoint_every,
         checkpoint_min_secs=FLAGS.checkpoint_min_secs,
-        flags=common.flag_values())
+        **common.loop_options(), flags=common.flag_values())
   experiment.main_guard(run)
 
 

@@ -85,7 +85,7 @@ def main(argv):
             vmap_seeds=FLAGS.vmap_seeds, mesh=mesh,
             checkpoint_every=FLAGS.checkpoint_every,
             checkpoint_min_secs=FLAGS.checkpoint_min_secs,
-            flags=common.flag_values())
+            **common.loop_options(), flags=common.flag_values())
         rows.append({'pretrain_classes': count, 'augment': augment,
                      'setting': name,
                      'extractor_test_accuracy': meta.get('test_accuracy'),

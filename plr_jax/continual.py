@@ -43,6 +43,11 @@ class ContinualConfig:
   inputs: str = 'features'
   extractor_trainable_until: int | None = None
   recon_levels: str = 'used'
+  # How the task loop compiles (results agree to float tolerance):
+  # one program per task phase (None: where conditionals are slow, XLA:CPU;
+  # see `task_phase`), and iterations unrolled per step of the scan.
+  task_phases: bool | None = None
+  scan_unroll: int = 1
 
   def __post_init__(self):
     strategy_lib.check_strategy(self.strategy, self.arch)
@@ -61,7 +66,7 @@ class ContinualConfig:
       raise ValueError(f'{self.arch.num_classes} classes do not split into '
                        f'{self.num_tasks} equal tasks')
     for name in ('num_tasks', 'iters_per_task', 'batch_size', 'replay_size',
-                 'chunk_size', 'buffer_size'):
+                 'chunk_size', 'buffer_size', 'scan_unroll'):
       if getattr(self, name) < 1:
         raise ValueError(f'{name} must be positive, got {getattr(self, name)}')
 
@@ -212,7 +217,7 @@ def _chunk_runner(config, batched, mesh):
   if batched:
     iteration = jax.vmap(iteration, in_axes=(0, None, None, None, 0, 0, 0, 0))
   host_loop = loops.scan_is_slow(config.inputs == 'images')
-  loop = loops.make_loop(iteration, host_loop)
+  loop = loops.make_loop(iteration, host_loop, unroll=config.scan_unroll)
 
   def run_chunk(state, features, labels, rows, num_rows, buffer_rows, info,
                 length):
@@ -231,14 +236,18 @@ def _chunk_runner(config, batched, mesh):
 def task_phase(config: ContinualConfig, task: int) -> steps.Phase | None:
   """The phase the task loop specialises task `task`'s program to, or None.
 
-  Where conditionals are slow (`loops.branches_are_slow`: XLA:CPU), each
-  phase of a run (task 1 without replay; replaying with the extractor
-  trained; replaying after it froze) gets a program of its own, compiled
-  once and reused by every chunk and task of that phase: task 1 does no
-  replay work and frozen layers get no gradients. Elsewhere one program
-  serves all tasks and branches on the task at run time.
+  With `config.task_phases` (default: where conditionals are slow,
+  `loops.branches_are_slow`: XLA:CPU), each phase of a run (task 1 without
+  replay; replaying with the extractor trained; replaying after it froze)
+  gets a program of its own, compiled once and reused by every chunk and
+  task of that phase: task 1 does no replay work and frozen layers get no
+  gradients. Otherwise one program serves all tasks and branches on the task
+  at run time.
   """
-  if not loops.branches_are_slow():
+  specialise = config.task_phases
+  if specialise is None:
+    specialise = loops.branches_are_slow()
+  if not specialise:
     return None
   return steps.Phase.of(task, config.extractor_trainable_until)
 

@@ -169,6 +169,7 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
                   recon_levels: str = 'used', vmap_seeds: bool = True,
                   mesh=None, checkpoint_every: int = 0,
                   checkpoint_min_secs: float = 0.0,
+                  task_phases: bool | None = None, scan_unroll: int = 1,
                   flags: dict | None = None) -> dict:
   """Runs a class-incremental protocol for every seed and writes the results.
 
@@ -180,7 +181,8 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
   of seeds checkpoints into WORKDIR/checkpoints/ at task boundaries and every
   `checkpoint_every` iterations (at most once per `checkpoint_min_secs`);
   running again with the same workdir resumes
-  where it stopped (finished groups are not run again).
+  where it stopped (finished groups are not run again). `task_phases` and
+  `scan_unroll` choose how the task loop compiles (see `ContinualConfig`).
 
   Returns:
     The `results.json` record.
@@ -192,7 +194,8 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
       chunk_size=preset.chunk_size, replay=replay,
       buffer_size=preset.buffer_size, inputs=inputs,
       extractor_trainable_until=extractor_trainable_until,
-      recon_levels=recon_levels)
+      recon_levels=recon_levels, task_phases=task_phases,
+      scan_unroll=scan_unroll)
   sharding.check_divisible(mesh, batch_size=config.batch_size,
                            replay_size=config.replay_size)
   if inputs == 'images':

@@ -34,7 +34,7 @@ def branches_are_slow() -> bool:
 
 
 def make_loop(iteration: Callable[..., tuple[Any, Any]], host_loop: bool,
-              jit: bool = True):
+              jit: bool = True, unroll: int = 1):
   """`run(carry, *args, length=n) -> (carry, stacked outputs)`.
 
   Args:
@@ -44,6 +44,8 @@ def make_loop(iteration: Callable[..., tuple[Any, Any]], host_loop: bool,
       `lax.scan` (see `scan_is_slow`).
     jit: False returns the pure scan (for composing under jit or vmap);
       `host_loop` is then ignored.
+    unroll: iterations per step of the scan's loop (`lax.scan`'s `unroll`):
+      fewer loop-condition round trips on accelerators, a larger program.
 
   Returns:
     The runner; `carry` is donated, `length` is static.
@@ -61,7 +63,8 @@ def make_loop(iteration: Callable[..., tuple[Any, Any]], host_loop: bool,
 
   def scanned(carry, *args, length):
     body = lambda c, i: iteration(c, i, *args)
-    return jax.lax.scan(body, carry, jnp.arange(length, dtype=jnp.int32))
+    return jax.lax.scan(body, carry, jnp.arange(length, dtype=jnp.int32),
+                        unroll=min(unroll, max(length, 1)))
   if not jit:
     return scanned
   return jax.jit(scanned, static_argnames='length', donate_argnums=0)

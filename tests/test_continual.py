@@ -1,5 +1,6 @@
 """A tiny generative PLR run, end to end: 3 tasks of fake data."""
 
+import dataclasses
 import functools
 
 import chex
@@ -258,3 +259,20 @@ def test_accuracy_after_a_task_predicts_among_seen_classes_only():
   np.testing.assert_array_equal(
       evaluation.task_accuracies(TINY, params, features, labels, tasks, 2),
       [0.0, 1.0])
+
+
+@pytest.mark.parametrize('options', [dict(task_phases=True),
+                                     dict(task_phases=False),
+                                     dict(scan_unroll=4)])
+def test_how_the_loop_compiles_does_not_change_the_run(options):
+  """One program per task phase or one branching on the task, and any scan
+  unroll: the same run to float tolerance, with one compilation per phase
+  (or one in all)."""
+  params, train, test = _data()
+  config = dataclasses.replace(CONFIG, **options)
+  result = continual.run(config, train, test, 0, classifier_params=params)
+  assert_results_close(result, _run(0)[0])
+  phases = {continual.task_phase(config, t) for t in (1, 2, 3)}
+  if 'task_phases' in options:
+    assert len(phases) == (2 if options['task_phases'] else 1)
+  assert continual.make_chunk_runner(config).loop._cache_size() == len(phases)

@@ -147,6 +147,8 @@ def test_pretrain_and_ablation(data_dir, tmp_path):
     (['--workdir=/proc/plr_cannot_write'], 'is not writable'),
     (['--data_dir=/nonexistent'], 'cifar100 not found'),
     (['--precision=fp8'], "got 'fp8'"),
+    (['--scan_unroll=0'], '--scan_unroll must be positive'),
+    (['--task_phases=maybe'], 'task_phases'),
 ])
 def test_bad_input_is_one_line_and_exit_2(data_dir, tmp_path, args, message):
   base = {'--workdir': str(tmp_path / 'w'), '--data_dir': data_dir,
