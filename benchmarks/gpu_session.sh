@@ -7,11 +7,11 @@
 # ir_frozen, 3 vmapped seeds, float32 and TF32 (FM_TF32, default the
 # TF32_TF32_F32 dot algorithm; the accuracy effect of the
 # precision), then the ARCH1 IR iteration at TF32, bfloat16 and float32.
-# PHASE 3 (not run yet; about 7 minutes): where the GPU iteration's time
-# goes (`benchmarks.profile`: ARCH1 IR, 1 seed, float32 and TF32), whether
-# one program per task phase (no lax.cond) or an unrolled scan is faster
-# there, then the ARCH1 and ARCH2 benchmark of every strategy with 1 and 3
-# seeds (float32, TF32).
+# PHASE 3 (not run yet; about 9 minutes): whether one program per task
+# phase (no lax.cond), an unrolled scan or command buffers for loops and
+# conditionals make the ARCH1 iteration faster on the GPU; where its time
+# goes (`benchmarks.profile`, float32 and TF32); then the ARCH1 and ARCH2
+# benchmark of every strategy with 1 and 3 seeds (float32, TF32).
 # PHASE 4 (not run yet; about 4 minutes): a full ARCH1 run with 3 vmapped
 # seeds (TF32).
 # Needs .gpu/extractor_arch1 (an ARCH1 extractor checkpoint) and .gpu/fmnist
@@ -81,19 +81,22 @@ elif [ "$PHASE" = 2 ]; then
   step bench_precision2 100 $PY -m benchmarks.run $BENCH --seeds=1 --flops=false --strategies=ir \
     --precision=tensorfloat32,BF16_BF16_F32,float32 --out="$LOGS/bench_precision2.json"
 elif [ "$PHASE" = 3 ]; then
-  for run in "float32 auto" "tensorfloat32 auto"; do
+  # A conditional and the scan's loop condition may each cost a device-host
+  # round trip per iteration, and break XLA's command buffers (CUDA graphs):
+  # one program per task phase (no lax.cond), an unrolled scan, and command
+  # buffers that take loops and conditionals.
+  step bench_modes 120 $PY -m benchmarks.run $BENCH --seeds=1 --flops=false --strategies=ir \
+    --precision=tensorfloat32,float32 --task_phases=false,true --scan_unroll=1,4 \
+    --out="$LOGS/bench_modes.json"
+  step bench_cmdbuf 90 env XLA_FLAGS=--xla_gpu_enable_command_buffer=+WHILE,+CONDITIONAL \
+    $PY -m benchmarks.run $BENCH --seeds=1 --flops=false --strategies=ir \
+    --precision=tensorfloat32 --task_phases=false,true --out="$LOGS/bench_cmdbuf.json"
+  for run in "float32 auto" "tensorfloat32 auto" "tensorfloat32 true"; do
     set -- $run
     step profile_$1_$2 70 $PY -m benchmarks.profile $PROFILE --precision=$1 --task_phases=$2 \
       --out="$LOGS/profile_$1_$2.json"
   done
-  # Conditionals and the scan's loop condition may each cost a device-host
-  # round trip per iteration: one program per task phase, and unrolling.
-  step bench_modes 120 $PY -m benchmarks.run $BENCH --seeds=1 --flops=false --strategies=ir \
-    --precision=tensorfloat32,float32 --task_phases=false,true --scan_unroll=1,4 \
-    --out="$LOGS/bench_modes.json"
-  step profile_tensorfloat32_true 70 $PY -m benchmarks.profile $PROFILE --precision=tensorfloat32 \
-    --task_phases=true --out="$LOGS/profile_tensorfloat32_true.json"
-  step bench_all 150 $PY -m benchmarks.run ${BENCH/--archs=arch1/--archs=arch1,arch2} --seeds=1,3 \
+  step bench_all 120 $PY -m benchmarks.run ${BENCH/--archs=arch1/--archs=arch1,arch2} --seeds=1,3 \
     --flops=false --precision=float32,tensorfloat32 --out="$LOGS/bench_all.json"
 else
   fake100
