@@ -22,10 +22,16 @@ from absl import logging
 from experiments import common
 from plr_jax import data
 from plr_jax import experiment
+from plr_jax import results
 
 # setup: (replay, freeze the convolutional parts after this task).
 SETUPS = {'gr': ('images', None), 'ir_frozen': ('generative', 1),
           'gr_frozen': ('images', 1), 'ir_naive': ('generative', None)}
+# How results.md and the plots call each setup.
+SETUP_NAMES = {'gr': 'GR (replay of images)',
+               'ir_frozen': '{strategy}, encoder frozen after task 1',
+               'gr_frozen': 'GR, convolutions frozen after task 1',
+               'ir_naive': 'Internal Replay, naive (nothing frozen)'}
 # The authors' Fashion-MNIST scripts ran 2000 iterations per task.
 FMNIST_ITERS_PER_TASK = 2000
 
@@ -72,7 +78,9 @@ def main(argv):
         recon_levels=FLAGS.recon_levels, vmap_seeds=FLAGS.vmap_seeds,
         mesh=mesh, checkpoint_every=FLAGS.checkpoint_every,
         checkpoint_min_secs=FLAGS.checkpoint_min_secs,
-        **common.loop_options(), flags=common.flag_values())
+        **common.loop_options(), flags=common.flag_values(),
+        name=SETUP_NAMES[FLAGS.setup].format(
+            strategy=results.strategy_name(strategy)))
   experiment.main_guard(run)
 
 

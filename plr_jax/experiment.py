@@ -170,6 +170,7 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
                   mesh=None, checkpoint_every: int = 0,
                   checkpoint_min_secs: float = 0.0,
                   task_phases: bool | None = None, scan_unroll: int = 1,
+                  name: str | None = None,
                   flags: dict | None = None) -> dict:
   """Runs a class-incremental protocol for every seed and writes the results.
 
@@ -183,6 +184,7 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
   running again with the same workdir resumes
   where it stopped (finished groups are not run again). `task_phases` and
   `scan_unroll` choose how the task loop compiles (see `ContinualConfig`).
+  `name` labels the run in the tables (default: the strategy's name).
 
   Returns:
     The `results.json` record.
@@ -280,7 +282,7 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
       data_label or dataset.label,
       extra={'extractor': {k: v for k, v in (extractor_meta or {}).items()
                            if k != 'wall_time_s'} or extractor_meta,
-             'dataset': dataset.name})
+             'dataset': dataset.name}, name=name)
   if extractor_meta and 'wall_time_s' in extractor_meta:
     record['timing']['extractor_wall_time_s'] = extractor_meta['wall_time_s']
   results_lib.write(workdir, record)

@@ -28,8 +28,8 @@ def strategy_name(strategy) -> str:
 
 
 def summarise(experiment: str, config: dict, arch, strategy, seeds,
-              per_seed: list[dict], data_label: str, extra: dict | None = None
-              ) -> dict:
+              per_seed: list[dict], data_label: str, extra: dict | None = None,
+              name: str | None = None) -> dict:
   """The `results.json` record of one run over several seeds.
 
   Args:
@@ -42,6 +42,7 @@ def summarise(experiment: str, config: dict, arch, strategy, seeds,
       optional `mfid` and `wall_time_s`.
     data_label: a key of `DATA_LABELS` saying what the numbers were measured on.
     extra: more fields (e.g. the extractor's metadata).
+    name: what the tables call the run (default: `strategy_name`).
   """
   accuracies = [r['average_accuracy'] for r in per_seed]
   mean, sem = evaluation.mean_and_sem(accuracies)
@@ -50,7 +51,7 @@ def summarise(experiment: str, config: dict, arch, strategy, seeds,
       'config': config,
       'arch': arch.name,
       'strategy': list(strategy),
-      'strategy_name': strategy_name(strategy),
+      'strategy_name': name or strategy_name(strategy),
       'seeds': list(seeds),
       'data': data_label,
       'r_paper': strategy_lib.relative_cost(strategy, arch, 'paper'),

@@ -103,11 +103,13 @@ def test_split_cifar10_buffer_replay(data_dir, tmp_path):
   assert record['config']['arch']['num_classes'] == 10
 
 
-@pytest.mark.parametrize('setup, strategy, replay', [
-    ('ir_frozen', '0.5,0.3,0.2', 'generative'),
-    ('gr_frozen', 'ir', 'images'),
+@pytest.mark.parametrize('setup, strategy, replay, name', [
+    ('ir_frozen', '0.5,0.3,0.2', 'generative',
+     'S=[0.5, 0.3, 0.2], encoder frozen after task 1'),
+    ('gr_frozen', 'ir', 'images', 'GR, convolutions frozen after task 1'),
 ])
-def test_fashion_mnist_setups(data_dir, tmp_path, setup, strategy, replay):
+def test_fashion_mnist_setups(data_dir, tmp_path, setup, strategy, replay,
+                              name):
   workdir = str(tmp_path / 'fm')
   _run('fashion_mnist', f'--workdir={workdir}', f'--data_dir={data_dir}',
        '--preset=tiny', '--seeds=0', f'--setup={setup}',
@@ -116,6 +118,10 @@ def test_fashion_mnist_setups(data_dir, tmp_path, setup, strategy, replay):
   _check_record(record, tasks=5, seeds=[0], mfid=False)
   assert record['config']['extractor_trainable_until'] == 1
   assert record['config']['replay'] == replay
+  # The tables name the setup, not just the level the replay enters at.
+  assert record['strategy_name'] == name
+  with open(os.path.join(workdir, 'results.md')) as fh:
+    assert name in fh.read()
 
 
 def test_pretrain_and_ablation(data_dir, tmp_path):
