@@ -32,6 +32,7 @@ import jax
 from benchmarks import run as bench
 from plr_jax import checkpoint
 from plr_jax import config as config_lib
+from plr_jax import continual
 from plr_jax import experiment
 from plr_jax import strategy as strategy_lib
 
@@ -48,7 +49,7 @@ def define_flags():
   flags.DEFINE_integer('rows', 10000, 'Rows of random training features.')
   flags.DEFINE_string('precision', 'float32', 'Matmul precision (as for the '
                       'binaries).')
-  flags.DEFINE_enum('task_phases', 'auto', ['auto', 'true', 'false'],
+  flags.DEFINE_enum('task_phases', 'auto', list(continual.TASK_PHASE_MODES),
                     'As for benchmarks.run.')
   flags.DEFINE_integer('scan_unroll', 1, 'Scan unroll factor.')
   flags.DEFINE_integer('top', 12, 'Events and kinds listed per line.')
@@ -185,7 +186,8 @@ def main(argv):
   with tempfile.TemporaryDirectory() as scratch:
     result = profile(arch, FLAGS.strategy, FLAGS.seeds, FLAGS.iters,
                      FLAGS.rows, FLAGS.trace_dir or scratch, FLAGS.top,
-                     bench.PHASE_MODES[FLAGS.task_phases], FLAGS.scan_unroll)
+                     continual.parse_task_phases(FLAGS.task_phases),
+                     FLAGS.scan_unroll)
   if FLAGS.out:
     checkpoint.write_json_atomic(FLAGS.out, result)
   print(report(result))

@@ -49,8 +49,6 @@ from plr_jax import replay as replay_lib
 from plr_jax import steps
 from plr_jax import strategy as strategy_lib
 
-PHASE_MODES = {'auto': None, 'true': True, 'false': False}
-
 STRATEGIES = {
     'arch1': ('ir', '0.7,0.3', '0.5,0.5', '0.3,0.7'),
     'arch2': ('ir', '0.5,0.3,0.2', '0.34,0.33,0.33', '0.2,0.3,0.5'),
@@ -297,11 +295,7 @@ def main(argv):
         strategy_lib.parse_strategy(text, arch.num_levels)
     for name in FLAGS.precision:
       experiment.check_precision(name)
-    phase_modes = [PHASE_MODES[m] for m in FLAGS.task_phases
-                   if m in PHASE_MODES]
-    if len(phase_modes) != len(FLAGS.task_phases):
-      raise ValueError(f'--task_phases takes auto, true or false, got '
-                       f'{",".join(FLAGS.task_phases)}')
+    phase_modes = [continual.parse_task_phases(m) for m in FLAGS.task_phases]
     unrolls = [int(u) for u in FLAGS.scan_unroll]
     if min(unrolls) < 1:
       raise ValueError('--scan_unroll values must be positive')

@@ -12,6 +12,7 @@ from absl import flags
 
 from plr_jax import checkpoint
 from plr_jax import config as config_lib
+from plr_jax import continual
 from plr_jax import data
 from plr_jax import experiment
 from plr_jax import strategy as strategy_lib
@@ -174,12 +175,8 @@ def loop_options() -> dict:
   if FLAGS.scan_unroll < 1:
     raise ValueError(f'--scan_unroll must be positive, got '
                      f'{FLAGS.scan_unroll}')
-  modes = {'auto': None, 'true': True, 'false': False}
-  if FLAGS.task_phases not in modes:
-    raise ValueError(f'--task_phases must be auto, true or false, got '
-                     f'{FLAGS.task_phases!r}')
-  phases = modes[FLAGS.task_phases]
-  return {'task_phases': phases, 'scan_unroll': FLAGS.scan_unroll}
+  return {'task_phases': continual.parse_task_phases(FLAGS.task_phases),
+          'scan_unroll': FLAGS.scan_unroll}
 
 
 def extractor_dir(flag_value: str | None, work: str) -> str:

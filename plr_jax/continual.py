@@ -233,6 +233,17 @@ def _chunk_runner(config, batched, mesh):
   return run_chunk
 
 
+TASK_PHASE_MODES = {'auto': None, 'true': True, 'false': False}
+
+
+def parse_task_phases(text: str) -> bool | None:
+  """`ContinualConfig.task_phases` from "auto", "true" or "false"."""
+  if text not in TASK_PHASE_MODES:
+    raise ValueError(f'--task_phases must be auto, true or false, got '
+                     f'{text!r}')
+  return TASK_PHASE_MODES[text]
+
+
 def task_phase(config: ContinualConfig, task: int) -> steps.Phase | None:
   """The phase the task loop specialises task `task`'s program to, or None.
 

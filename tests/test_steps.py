@@ -9,6 +9,7 @@ import numpy as np
 import optax
 import pytest
 
+from benchmarks import run as bench
 from plr_jax import continual
 from plr_jax import optim
 from plr_jax import replay as replay_lib
@@ -270,10 +271,7 @@ def test_branchless_steps_equal_the_conditional_ones(replay):
 
 
 def _flops(step, *args) -> float:
-  analysis = jax.jit(step).lower(*args).compile().cost_analysis()
-  if isinstance(analysis, (list, tuple)):
-    analysis = analysis[0]
-  return float(analysis['flops'])
+  return bench._flops(jax.jit(step).lower(*args))  # pylint: disable=W0212
 
 
 @pytest.mark.parametrize('replay', ['generative', 'images', 'buffer'])
