@@ -14,6 +14,8 @@
 # benchmark of every strategy with 1 and 3 seeds (float32, TF32).
 # PHASE 4 (not run yet; about 4 minutes): a full ARCH1 run with 3 vmapped
 # seeds (TF32).
+# PHASE 5 (default; one call of about 9 minutes): the most useful parts of
+# phases 3 and 4 for a single short lease, see below.
 # Needs .gpu/extractor_arch1 (an ARCH1 extractor checkpoint) and .gpu/fmnist
 # (the four Fashion-MNIST .gz files) carried beside the tree. Each step runs
 # under its own time limit; after each one every log and result so far is
@@ -21,7 +23,7 @@
 # (with XLA's per-fusion autotuning cache) in /tmp/jax_cache is shared by the
 # steps and phases. SMOKE=1 shrinks every step for a dry run on a CPU.
 OUT=${1:?output dir}
-PHASE=${2:-1}
+PHASE=${2:-5}
 LOGS=/tmp/gpu_session
 mkdir -p "$OUT" "$LOGS" /tmp/jax_cache
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
@@ -41,8 +43,32 @@ else
   PROFILE="--arch=arch1 --iters=50"
   EXTRACTOR="--extractor_dir=$PWD/.gpu/extractor_arch1"
 fi
+START=$(date +%s)
+DEADLINE=${DEADLINE:-540}
+left() {  # left N: N, or the seconds left before DEADLINE if fewer
+  local rest=$((DEADLINE - ($(date +%s) - START)))
+  echo $((rest < $1 ? rest : $1))
+}
+CMDBUF=--xla_gpu_enable_command_buffer=+WHILE,+CONDITIONAL
+# The fastest benchmark record's mode: "TASK_PHASES UNROLL XLA_FLAGS|none".
+PICK='
+import json, sys
+records = []
+for path in sys.argv[1:]:
+  try:
+    records += json.load(open(path))
+  except (OSError, ValueError):
+    pass
+if not records:
+  print("auto 1 none")
+else:
+  best = min(records, key=lambda r: r["ms_per_iter"])
+  print(str(best["task_phases"]).lower(), best["scan_unroll"],
+        best.get("xla_flags") or "none")
+'
 step() {  # step NAME TIMEOUT_S COMMAND...: logs to LOGS/NAME.log, never aborts
   local name=$1 limit=$2; shift 2
+  if [ "$limit" -lt 15 ]; then echo "=== $name: skipped, out of time"; return; fi
   echo "=== $name: $*"
   local start=$(date +%s.%N)
   timeout "$limit" "$@" > "$LOGS/$name.log" 2>&1
@@ -98,8 +124,34 @@ elif [ "$PHASE" = 3 ]; then
   done
   step bench_all 120 $PY -m benchmarks.run ${BENCH/--archs=arch1/--archs=arch1,arch2} --seeds=1,3 \
     --flops=false --precision=float32,tensorfloat32 --out="$LOGS/bench_all.json"
-else
+elif [ "$PHASE" = 4 ]; then
   fake100
   a1 a1_full_3seeds_tf32 220 --seeds=0,1,2 --checkpoint_every=0 --precision=tensorfloat32
+else
+  # PHASE 5 (one call of at most DEADLINE seconds, default 540): phase 3's
+  # loop-mode comparison at TF32, then full-length ARCH1 runs (1 seed, then
+  # 3 vmapped seeds) in the fastest mode it found, then its profile, then
+  # the ARCH1 + ARCH2 benchmark. Each step's limit is cut to the time left.
+  step bench_modes $(left 100) $PY -m benchmarks.run $BENCH --seeds=1 --flops=false --strategies=ir \
+    --precision=tensorfloat32 --task_phases=false,true --scan_unroll=1,4 \
+    --out="$LOGS/bench_modes.json"
+  step bench_cmdbuf $(left 70) env XLA_FLAGS=$CMDBUF \
+    $PY -m benchmarks.run $BENCH --seeds=1 --flops=false --strategies=ir \
+    --precision=tensorfloat32 --task_phases=false,true --out="$LOGS/bench_cmdbuf.json"
+  set -- $($PY -c "$PICK" "$LOGS"/bench_modes.json "$LOGS"/bench_cmdbuf.json)
+  echo "=== fastest mode: task_phases=$1 scan_unroll=$2 XLA_FLAGS=$3"
+  [ "$3" = none ] && XF="" || XF="$3"
+  MODE="--task_phases=$1 --scan_unroll=$2"
+  fake100
+  export XLA_FLAGS=$XF
+  a1 a1_full_1seed_tf32 $(left 150) --seeds=0 --checkpoint_every=0 \
+    --precision=tensorfloat32 $MODE
+  a1 a1_full_3seeds_tf32 $(left 190) --seeds=0,1,2 --checkpoint_every=0 \
+    --precision=tensorfloat32 $MODE
+  step profile_tf32 $(left 60) $PY -m benchmarks.profile $PROFILE \
+    --precision=tensorfloat32 $MODE --out="$LOGS/profile_tf32.json"
+  step bench_all $(left 150) $PY -m benchmarks.run \
+    ${BENCH/--archs=arch1/--archs=arch1,arch2} --seeds=1,3 --flops=false \
+    --strategies="ir;0.3,0.7" --precision=tensorfloat32 $MODE --out="$LOGS/bench_all.json"
 fi
 date; echo done

@@ -28,6 +28,7 @@ import dataclasses
 import datetime
 import functools
 import json
+import os
 import platform
 import statistics
 import sys
@@ -237,6 +238,7 @@ def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
       'iters': iters, 'repeats': repeats,
       'date': datetime.date.today().isoformat(),
       'host': platform.node(), 'jax': jax.__version__,
+      'xla_flags': os.environ.get('XLA_FLAGS', ''),
   }
 
 
@@ -318,6 +320,8 @@ def main(argv):
                     f'phases={r["task_phases"]} unroll={unroll}: '
                     f'{r["ms_per_iter"]:.2f} ms/iter', file=sys.stderr,
                     flush=True)
+              if FLAGS.out:  # so a run cut short keeps what it measured
+                checkpoint.write_json_atomic(FLAGS.out, records)
   add_ratios(records)
   if FLAGS.out:
     checkpoint.write_json_atomic(FLAGS.out, records)
