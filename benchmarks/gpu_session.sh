@@ -15,7 +15,7 @@
 # PHASE 4 (not run yet; about 4 minutes): a full ARCH1 run with 3 vmapped
 # seeds (TF32).
 # PHASE 5 (default; one call of about 9 minutes): the most useful parts of
-# phases 3 and 4 for a single short lease, see below.
+# phases 3 and 4 for a single short lease, see below. PHASE 6: bfloat16.
 # Needs .gpu/extractor_arch1 (an ARCH1 extractor checkpoint) and .gpu/fmnist
 # (the four Fashion-MNIST .gz files) carried beside the tree. Each step runs
 # under its own time limit; after each one every log and result so far is
@@ -124,6 +124,13 @@ elif [ "$PHASE" = 3 ]; then
   done
   step bench_all 120 $PY -m benchmarks.run ${BENCH/--archs=arch1/--archs=arch1,arch2} --seeds=1,3 \
     --flops=false --precision=float32,tensorfloat32 --out="$LOGS/bench_all.json"
+elif [ "$PHASE" = 6 ]; then
+  # PHASE 6 (about 3 minutes): the accuracy effect of true bfloat16 matmuls
+  # (Fashion-MNIST ir_frozen, 3 seeds), then a full ARCH1 run with them.
+  fm ir_frozen BF16_BF16_F32 $(left 100)
+  fake100
+  a1 a1_full_1seed_bf16 $(left 90) --seeds=0 --checkpoint_every=0 \
+    --precision=BF16_BF16_F32 --task_phases=true
 elif [ "$PHASE" = 4 ]; then
   fake100
   a1 a1_full_3seeds_tf32 220 --seeds=0,1,2 --checkpoint_every=0 --precision=tensorfloat32
