@@ -80,7 +80,7 @@ def define_flags():
   flags.DEFINE_list('task_phases', ['auto'], 'Each of auto, true, false: '
                     'whether the task-2 program is specialised to its phase '
                     '(true) or branches on the task at run time (false); '
-                    'auto: the library default (true on CPU only).')
+                    'auto: the library default (true on CPU and GPU).')
   flags.DEFINE_list('scan_unroll', ['1'], 'Scan unroll factors to measure.')
 
 

@@ -44,7 +44,7 @@ class ContinualConfig:
   extractor_trainable_until: int | None = None
   recon_levels: str = 'used'
   # How the task loop compiles (results agree to float tolerance):
-  # one program per task phase (None: where conditionals are slow, XLA:CPU;
+  # one program per task phase (None: where measured faster, CPU and GPU;
   # see `task_phase`), and iterations unrolled per step of the scan.
   task_phases: bool | None = None
   scan_unroll: int = 1
@@ -247,8 +247,8 @@ def parse_task_phases(text: str) -> bool | None:
 def task_phase(config: ContinualConfig, task: int) -> steps.Phase | None:
   """The phase the task loop specialises task `task`'s program to, or None.
 
-  With `config.task_phases` (default: where conditionals are slow,
-  `loops.branches_are_slow`: XLA:CPU), each phase of a run (task 1 without
+  With `config.task_phases` (default: where that was measured faster,
+  `loops.phases_are_faster`: CPU and GPU), each phase of a run (task 1 without
   replay; replaying with the extractor trained; replaying after it froze)
   gets a program of its own, compiled once and reused by every chunk and
   task of that phase: task 1 does no replay work and frozen layers get no
@@ -257,7 +257,7 @@ def task_phase(config: ContinualConfig, task: int) -> steps.Phase | None:
   """
   specialise = config.task_phases
   if specialise is None:
-    specialise = loops.branches_are_slow()
+    specialise = loops.phases_are_faster()
   if not specialise:
     return None
   return steps.Phase.of(task, config.extractor_trainable_until)
