@@ -7,15 +7,16 @@
 # ir_frozen, 3 vmapped seeds, float32 and TF32 (FM_TF32, default the
 # TF32_TF32_F32 dot algorithm; the accuracy effect of the
 # precision), then the ARCH1 IR iteration at TF32, bfloat16 and float32.
-# PHASE 3 (not run yet; about 9 minutes): whether one program per task
+# PHASE 3 (not run as such; phase 5 ran its TF32 part; about 9 minutes): whether one program per task
 # phase (no lax.cond), an unrolled scan or command buffers for loops and
 # conditionals make the ARCH1 iteration faster on the GPU; where its time
 # goes (`benchmarks.profile`, float32 and TF32); then the ARCH1 and ARCH2
 # benchmark of every strategy with 1 and 3 seeds (float32, TF32).
-# PHASE 4 (not run yet; about 4 minutes): a full ARCH1 run with 3 vmapped
+# PHASE 4 (not run as such; phase 5 ran it; about 4 minutes): a full ARCH1 run with 3 vmapped
 # seeds (TF32).
 # PHASE 5 (default; one call of about 9 minutes): the most useful parts of
-# phases 3 and 4 for a single short lease, see below. PHASE 6: bfloat16.
+# phases 3 and 4 for a single short lease, see below (run 2026-11-27).
+# PHASE 6 (run 2026-11-27): bfloat16.
 # Needs .gpu/extractor_arch1 (an ARCH1 extractor checkpoint) and .gpu/fmnist
 # (the four Fashion-MNIST .gz files) carried beside the tree. Each step runs
 # under its own time limit; after each one every log and result so far is
