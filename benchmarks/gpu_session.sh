@@ -36,12 +36,12 @@ if [ -n "$SMOKE" ]; then
   BENCH="--archs=tiny --iters=2 --repeats=1"
   PER_CLASS="3 1"; CIFAR_EXTRA="--preset=tiny --iters_per_task=4 --pretrain_epochs=1"
   FM_EXTRA="--preset=tiny --iters_per_task=4"; EXTRACTOR=""; PROBE="--size=256"
-  PROFILE="--arch=tiny --iters=2 --rows=64"
+  PROFILE="--arch=tiny --iters=2 --rows=64"; ARCH_RUNS=("tiny ir;0.3,0.7")
   $PY -c "from tests import fake_data; fake_data.write_cifar10('/tmp/fake100')"
 else
   BENCH="--archs=arch1 --iters=50 --repeats=2"
   PER_CLASS="500 100"; CIFAR_EXTRA=""; FM_EXTRA=""; PROBE="--size=4096"
-  PROFILE="--arch=arch1 --iters=50"
+  PROFILE="--arch=arch1 --iters=50"; ARCH_RUNS=("arch1 ir;0.3,0.7" "arch2 ir;0.2,0.3,0.5")
   EXTRACTOR="--extractor_dir=$PWD/.gpu/extractor_arch1"
 fi
 START=$(date +%s)
@@ -158,8 +158,12 @@ else
     --precision=tensorfloat32 $MODE
   step profile_tf32 $(left 60) $PY -m benchmarks.profile $PROFILE \
     --precision=tensorfloat32 $MODE --out="$LOGS/profile_tf32.json"
-  step bench_all $(left 150) $PY -m benchmarks.run \
-    ${BENCH/--archs=arch1/--archs=arch1,arch2} --seeds=1,3 --flops=false \
-    --strategies="ir;0.3,0.7" --precision=tensorfloat32 $MODE --out="$LOGS/bench_all.json"
+  # --strategies applies to every --archs, so one benchmark per architecture.
+  for run in "${ARCH_RUNS[@]}"; do
+    set -- $run
+    step bench_$1 $(left 75) $PY -m benchmarks.run --archs=$1 ${BENCH#--archs=* } \
+      --seeds=1,3 --flops=false --strategies="$2" --precision=tensorfloat32 $MODE \
+      --out="$LOGS/bench_$1.json"
+  done
 fi
 date; echo done

@@ -320,11 +320,9 @@ def main(argv):
                     f'phases={r["task_phases"]} unroll={unroll}: '
                     f'{r["ms_per_iter"]:.2f} ms/iter', file=sys.stderr,
                     flush=True)
-              if FLAGS.out:  # so a run cut short keeps what it measured
+              add_ratios(records)
+              if FLAGS.out:  # after each record: a run cut short keeps them
                 checkpoint.write_json_atomic(FLAGS.out, records)
-  add_ratios(records)
-  if FLAGS.out:
-    checkpoint.write_json_atomic(FLAGS.out, records)
   print(json.dumps(records, indent=1) if FLAGS.json else table(records))
 
 
