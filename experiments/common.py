@@ -57,6 +57,11 @@ flags.DEFINE_string('task_phases', 'auto', 'auto, true or false: compile '
 flags.DEFINE_integer('scan_unroll', 1, 'Iterations per step of the scanned '
                      'task loop (lax.scan unroll). Results agree to float '
                      'tolerance.')
+flags.DEFINE_string('class_order', 'seeded', 'How the classes split into '
+                    'tasks: seeded (a permutation drawn from each seed), '
+                    'identity (dataset order for every seed) or bir (the '
+                    'BI-R code base\'s rule: dataset order for seed 0, '
+                    'seeded otherwise).')
 flags.DEFINE_string('coordinator_address', None, 'Multi-host runs: '
                     'jax.distributed coordinator host:port.')
 flags.DEFINE_integer('num_processes', None, 'Multi-host runs: process count.')
@@ -143,6 +148,9 @@ def claim_workdir(work: str) -> None:
   if os.path.isfile(path):
     with open(path) as fh:
       theirs = json.load(fh)
+    # A flag added since that run started counts as its default there.
+    theirs = {**{k: v for k, v in ours.items()
+                 if k in FLAGS and v == FLAGS[k].default}, **theirs}
     differ = sorted(k for k in set(ours) | set(theirs)
                     if ours.get(k) != theirs.get(k))
     if differ:
@@ -177,6 +185,14 @@ def loop_options() -> dict:
                      f'{FLAGS.scan_unroll}')
   return {'task_phases': continual.parse_task_phases(FLAGS.task_phases),
           'scan_unroll': FLAGS.scan_unroll}
+
+
+def class_order_rule() -> str:
+  if FLAGS.class_order not in continual.CLASS_ORDER_RULES:
+    raise ValueError(f'--class_order must be one of '
+                     f'{", ".join(continual.CLASS_ORDER_RULES)}, got '
+                     f'{FLAGS.class_order!r}')
+  return FLAGS.class_order
 
 
 def extractor_dir(flag_value: str | None, work: str) -> str:
@@ -217,6 +233,7 @@ def run_cifar(experiment_name: str, dataset_name: str, num_tasks: int, *,
   chosen = strategy(FLAGS.strategy, arch)
   run_seeds, run_preset = seeds(), preset()
   iters, label = iters_per_task(), data_label()
+  order_rule = class_order_rule()
   work = workdir()
   claim_workdir(work)
   mesh = runtime()
@@ -235,4 +252,4 @@ def run_cifar(experiment_name: str, dataset_name: str, num_tasks: int, *,
       vmap_seeds=FLAGS.vmap_seeds, mesh=mesh,
       checkpoint_every=FLAGS.checkpoint_every,
       checkpoint_min_secs=FLAGS.checkpoint_min_secs, **loop_options(),
-      flags=flag_values())
+      class_order_rule=order_rule, flags=flag_values())

@@ -48,9 +48,12 @@ class ContinualConfig:
   # see `task_phase`), and iterations unrolled per step of the scan.
   task_phases: bool | None = None
   scan_unroll: int = 1
+  # Which class permutation defines the tasks (see `class_order`).
+  class_order_rule: str = 'seeded'
 
   def __post_init__(self):
     strategy_lib.check_strategy(self.strategy, self.arch)
+    check_class_order_rule(self.class_order_rule)
     if self.inputs not in ('features', 'images'):
       raise ValueError(f'inputs must be "features" or "images", got '
                        f'{self.inputs!r}')
@@ -92,8 +95,27 @@ class Result:
     return float(np.mean(self.accuracy[-1]))
 
 
-def class_order(seed: int, num_classes: int) -> np.ndarray:
-  """The run's class permutation, drawn from its seed."""
+# How the class permutation that defines the tasks is chosen:
+#   seeded:   drawn from the run's seed (DESIGN.md section 4; the default);
+#   identity: classes in their dataset order for every seed;
+#   bir:      the rule of the BI-R code base (van de Ven et al.), which the
+#             paper builds on: dataset order for seed 0, drawn from the
+#             seed otherwise.
+CLASS_ORDER_RULES = ('seeded', 'identity', 'bir')
+
+
+def check_class_order_rule(rule: str) -> None:
+  if rule not in CLASS_ORDER_RULES:
+    raise ValueError(f'class order must be one of '
+                     f'{", ".join(CLASS_ORDER_RULES)}, got {rule!r}')
+
+
+def class_order(seed: int, num_classes: int,
+                rule: str = 'seeded') -> np.ndarray:
+  """The run's class permutation, from its seed and `rule`."""
+  check_class_order_rule(rule)
+  if rule == 'identity' or (rule == 'bir' and seed == 0):
+    return np.arange(num_classes)
   key = jax.random.fold_in(jax.random.key(seed), 0x0C1A55)
   return np.asarray(jax.random.permutation(key, num_classes))
 
@@ -340,7 +362,8 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
                       mesh=mesh)[0] for s in seeds]
   arch = config.arch
   stack = functools.partial(stack_seeds, batched=batched)
-  orders = [class_order(seed, arch.num_classes) for seed in seeds]
+  orders = [class_order(seed, arch.num_classes, config.class_order_rule)
+            for seed in seeds]
   tasks_train = [task_of_class(o, config.num_tasks)[train[1]] for o in orders]
   tasks_test = [task_of_class(o, config.num_tasks)[test[1]] for o in orders]
   max_rows = max(int(np.bincount(t, minlength=config.num_tasks).max())

@@ -170,6 +170,7 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
                   mesh=None, checkpoint_every: int = 0,
                   checkpoint_min_secs: float = 0.0,
                   task_phases: bool | None = None, scan_unroll: int = 1,
+                  class_order_rule: str = 'seeded',
                   name: str | None = None,
                   flags: dict | None = None) -> dict:
   """Runs a class-incremental protocol for every seed and writes the results.
@@ -183,7 +184,8 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
   `checkpoint_every` iterations (at most once per `checkpoint_min_secs`);
   running again with the same workdir resumes
   where it stopped (finished groups are not run again). `task_phases` and
-  `scan_unroll` choose how the task loop compiles (see `ContinualConfig`).
+  `scan_unroll` choose how the task loop compiles (see `ContinualConfig`);
+  `class_order_rule` how the classes split into tasks (`continual.class_order`).
   `name` labels the run in the tables (default: the strategy's name).
 
   Returns:
@@ -197,7 +199,7 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
       buffer_size=preset.buffer_size, inputs=inputs,
       extractor_trainable_until=extractor_trainable_until,
       recon_levels=recon_levels, task_phases=task_phases,
-      scan_unroll=scan_unroll)
+      scan_unroll=scan_unroll, class_order_rule=class_order_rule)
   sharding.check_divisible(mesh, batch_size=config.batch_size,
                            replay_size=config.replay_size)
   if inputs == 'images':
@@ -275,6 +277,7 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
                 'inputs': inputs,
                 'extractor_trainable_until': extractor_trainable_until,
                 'recon_levels': recon_levels,
+                'class_order_rule': class_order_rule,
                 'vmapped_seeds': len(groups) == 1 and len(seeds) > 1,
                 'devices': 1 if mesh is None else int(mesh.devices.size)}
   record = results_lib.summarise(

@@ -124,6 +124,28 @@ def test_class_order_and_task_info():
   assert tasks[order[0]] == 0 and tasks[order[5]] == 2
 
 
+def test_class_order_rules():
+  seeded = continual.class_order(1, 10)
+  assert not np.array_equal(seeded, np.arange(10))
+  for seed in (0, 1):
+    np.testing.assert_array_equal(
+        continual.class_order(seed, 10, 'identity'), np.arange(10))
+  # BI-R's rule: dataset order for seed 0 only.
+  np.testing.assert_array_equal(continual.class_order(0, 10, 'bir'),
+                                np.arange(10))
+  np.testing.assert_array_equal(continual.class_order(1, 10, 'bir'), seeded)
+  with pytest.raises(ValueError, match="got 'sorted'"):
+    continual.class_order(0, 10, 'sorted')
+
+
+def test_identity_class_order_defines_the_tasks():
+  params, train, test = _data()
+  config = dataclasses.replace(CONFIG, class_order_rule='identity')
+  result = continual.run(config, train, test, 1, classifier_params=params)
+  np.testing.assert_array_equal(result.class_order,
+                                np.arange(TINY.num_classes))
+
+
 def test_config_is_validated():
   with pytest.raises(ValueError, match='3 entries but tiny has 2 levels'):
     continual.ContinualConfig(arch=TINY, strategy=(0.5, 0.3, 0.2),
@@ -133,6 +155,9 @@ def test_config_is_validated():
   with pytest.raises(ValueError, match='iters_per_task must be positive'):
     continual.ContinualConfig(arch=TINY, strategy=(0.5, 0.5), num_tasks=3,
                               iters_per_task=0)
+  with pytest.raises(ValueError, match='class order must be one of'):
+    continual.ContinualConfig(arch=TINY, strategy=(0.5, 0.5), num_tasks=3,
+                              class_order_rule='sorted')
 
 
 def test_buffer_replay_run_compiles_once_and_is_deterministic():

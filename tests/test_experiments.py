@@ -96,9 +96,12 @@ def test_split_cifar10_buffer_replay(data_dir, tmp_path):
   workdir = str(tmp_path / 'c10')
   _run('split_cifar10', f'--workdir={workdir}', f'--data_dir={data_dir}',
        '--preset=tiny', '--seeds=0', '--arch=arch2',
-       '--strategy=0.5,0.3,0.2', '--data_label=fake')
+       '--strategy=0.5,0.3,0.2', '--data_label=fake', '--class_order=bir')
   record = _results(workdir)
   _check_record(record, tasks=2, seeds=[0], mfid=False)
+  # BI-R's rule keeps seed 0 in the dataset's class order.
+  assert record['per_seed'][0]['class_order'] == list(range(10))
+  assert record['config']['class_order_rule'] == 'bir'
   assert record['config']['replay'] == 'buffer'
   assert record['config']['arch']['num_classes'] == 10
 
@@ -155,6 +158,7 @@ def test_pretrain_and_ablation(data_dir, tmp_path):
     (['--precision=fp8'], "got 'fp8'"),
     (['--scan_unroll=0'], '--scan_unroll must be positive'),
     (['--task_phases=maybe'], 'task_phases'),
+    (['--class_order=sorted'], '--class_order must be one of'),
 ])
 def test_bad_input_is_one_line_and_exit_2(data_dir, tmp_path, args, message):
   base = {'--workdir': str(tmp_path / 'w'), '--data_dir': data_dir,

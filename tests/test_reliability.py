@@ -131,6 +131,17 @@ def test_sigkill_mid_task_then_resume_gives_identical_results(tmp_path):
   rerun = subprocess.run(_command(workdir, data_dir), cwd=ROOT, env=_env(),
                          capture_output=True, text=True, timeout=600)
   assert 'finished in an earlier run' in rerun.stderr
+  # A workdir from before a flag existed resumes when the flag is at its
+  # default.
+  flags_path = os.path.join(workdir, 'run_flags.json')
+  with open(flags_path) as fh:
+    recorded = json.load(fh)
+  assert recorded.pop('class_order') == 'seeded'
+  with open(flags_path, 'w') as fh:
+    json.dump(recorded, fh)
+  older = subprocess.run(_command(workdir, data_dir), cwd=ROOT, env=_env(),
+                         capture_output=True, text=True, timeout=600)
+  assert 'finished in an earlier run' in older.stderr, older.stderr[-2000:]
   other = subprocess.run(
       _command(workdir, data_dir, '--strategy=ir'), cwd=ROOT, env=_env(),
       capture_output=True, text=True, timeout=600)
