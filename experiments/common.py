@@ -141,7 +141,7 @@ def claim_workdir(work: str) -> None:
   if FLAGS.checkpoint_min_secs < 0:
     raise ValueError(f'--checkpoint_min_secs must be >= 0, got '
                      f'{FLAGS.checkpoint_min_secs}')
-  loop_options()  # validates --scan_unroll
+  run_options()  # validates --scan_unroll, --task_phases, --class_order
   ours = {k: v for k, v in flag_values().items() if k not in NOT_CONFIG}
   ours = json.loads(json.dumps(ours))  # lists and tuples alike
   path = os.path.join(work, 'run_flags.json')
@@ -177,22 +177,17 @@ def runtime():
   return None
 
 
-def loop_options() -> dict:
-  """`run_continual`'s task-loop arguments from --task_phases and
-  --scan_unroll."""
+def run_options() -> dict:
+  """`run_continual`'s arguments from --task_phases, --scan_unroll (how the
+  task loop compiles) and --class_order (how the classes split into
+  tasks)."""
   if FLAGS.scan_unroll < 1:
     raise ValueError(f'--scan_unroll must be positive, got '
                      f'{FLAGS.scan_unroll}')
+  continual.check_class_order_rule(FLAGS.class_order, '--class_order')
   return {'task_phases': continual.parse_task_phases(FLAGS.task_phases),
-          'scan_unroll': FLAGS.scan_unroll}
-
-
-def class_order_rule() -> str:
-  if FLAGS.class_order not in continual.CLASS_ORDER_RULES:
-    raise ValueError(f'--class_order must be one of '
-                     f'{", ".join(continual.CLASS_ORDER_RULES)}, got '
-                     f'{FLAGS.class_order!r}')
-  return FLAGS.class_order
+          'scan_unroll': FLAGS.scan_unroll,
+          'class_order_rule': FLAGS.class_order}
 
 
 def extractor_dir(flag_value: str | None, work: str) -> str:
@@ -233,7 +228,6 @@ def run_cifar(experiment_name: str, dataset_name: str, num_tasks: int, *,
   chosen = strategy(FLAGS.strategy, arch)
   run_seeds, run_preset = seeds(), preset()
   iters, label = iters_per_task(), data_label()
-  order_rule = class_order_rule()
   work = workdir()
   claim_workdir(work)
   mesh = runtime()
@@ -251,5 +245,5 @@ def run_cifar(experiment_name: str, dataset_name: str, num_tasks: int, *,
       data_label=label, recon_levels=FLAGS.recon_levels,
       vmap_seeds=FLAGS.vmap_seeds, mesh=mesh,
       checkpoint_every=FLAGS.checkpoint_every,
-      checkpoint_min_secs=FLAGS.checkpoint_min_secs, **loop_options(),
-      class_order_rule=order_rule, flags=flag_values())
+      checkpoint_min_secs=FLAGS.checkpoint_min_secs, **run_options(),
+      flags=flag_values())

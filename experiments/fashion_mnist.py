@@ -60,7 +60,6 @@ def main(argv):
                        'replays at one level')
     seeds, preset = common.seeds(), common.preset()
     iters, label = common.iters_per_task(), common.data_label()
-    order_rule = common.class_order_rule()
     if iters is None and preset.name == 'paper':
       iters = FMNIST_ITERS_PER_TASK
     if FLAGS.num_tasks not in (1, 2, 5, 10):
@@ -79,8 +78,7 @@ def main(argv):
         recon_levels=FLAGS.recon_levels, vmap_seeds=FLAGS.vmap_seeds,
         mesh=mesh, checkpoint_every=FLAGS.checkpoint_every,
         checkpoint_min_secs=FLAGS.checkpoint_min_secs,
-        **common.loop_options(), class_order_rule=order_rule,
-        flags=common.flag_values(),
+        **common.run_options(), flags=common.flag_values(),
         name=SETUP_NAMES[FLAGS.setup].format(
             strategy=results.strategy_name(strategy)))
   experiment.main_guard(run)

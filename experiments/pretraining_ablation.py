@@ -52,7 +52,6 @@ def main(argv):
       raise ValueError('--class_counts must be integers') from None
     augments = _bools(FLAGS.augment)
     workdir = common.workdir()
-    order_rule = common.class_order_rule()
     common.claim_workdir(workdir)
     mesh = common.runtime()
     cifar10 = data.load('cifar10', FLAGS.data_dir)
@@ -86,8 +85,7 @@ def main(argv):
             vmap_seeds=FLAGS.vmap_seeds, mesh=mesh,
             checkpoint_every=FLAGS.checkpoint_every,
             checkpoint_min_secs=FLAGS.checkpoint_min_secs,
-            **common.loop_options(), class_order_rule=order_rule,
-            flags=common.flag_values())
+            **common.run_options(), flags=common.flag_values())
         rows.append({'pretrain_classes': count, 'augment': augment,
                      'setting': name,
                      'extractor_test_accuracy': meta.get('test_accuracy'),

@@ -104,9 +104,9 @@ class Result:
 CLASS_ORDER_RULES = ('seeded', 'identity', 'bir')
 
 
-def check_class_order_rule(rule: str) -> None:
+def check_class_order_rule(rule: str, name: str = 'class order') -> None:
   if rule not in CLASS_ORDER_RULES:
-    raise ValueError(f'class order must be one of '
+    raise ValueError(f'{name} must be one of '
                      f'{", ".join(CLASS_ORDER_RULES)}, got {rule!r}')
 
 
