@@ -324,6 +324,7 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
               mesh: jax.sharding.Mesh | None = None,
               checkpoints: checkpoint_lib.RunCheckpointer | None = None,
               on_resume: Callable[[int, int], None] | None = None,
+              on_evaluated: Callable[[int, np.ndarray], None] | None = None,
               ) -> list[Result]:
   """Runs independent seeds as one `vmap`ped program (or one after another).
 
@@ -341,6 +342,8 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
       if there is one (only for a single batched group: `batched` or one
       seed). A resumed run gives the same results as an uninterrupted one.
     on_resume: called with the task and iteration a run resumes from.
+    on_evaluated: called after each task with the task and the seeds' rows
+      of the accuracy matrix for it ([seeds, tasks]; later tasks 0).
     Other arguments: as for `run`.
 
   Raises:
@@ -443,6 +446,8 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
       accuracy[i, t - 1] = evaluation.task_accuracies(
           arch, params, test_features, test[1], tasks_test[i],
           config.num_tasks, seen=seen)
+    if on_evaluated is not None:
+      on_evaluated(t, accuracy[:, t - 1].copy())
     state = steps.end_task(state)
     if checkpoints is not None:
       checkpoints.save(state, t + 1, 0,

@@ -244,11 +244,15 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
           f'(checkpoint in {group_dir})')
       progress.skip((task - 1) * config.iters_per_task + done,
                     whole_run=False)
+
+    def on_evaluated(task, rows, group=group):
+      progress.evaluated(task, rows, group)
     start = time.perf_counter()
     results = continual.run_seeds(config, train, test, group,
                                   batched=len(group) > 1, on_chunk=progress,
                                   mesh=mesh, checkpoints=checkpoints,
-                                  on_resume=on_resume)
+                                  on_resume=on_resume,
+                                  on_evaluated=on_evaluated)
     # Seeds of a vmapped group share its wall time: each gets an equal part.
     elapsed = (time.perf_counter() - start) / len(group)
     records = []

@@ -59,3 +59,12 @@ class Progress:
           f'{done_in_task}/{self.iters_per_task} | {rate:.1f} it/s | '
           f'elapsed {_duration(now - self._start)} | ETA {_duration(left)}',
           file=self.stream, flush=True)
+
+  def evaluated(self, task: int, rows, seeds) -> None:
+    """Reports each seed's test accuracy per task after `task` (`rows`:
+    [seeds, tasks] in [0, 1]; the average is over the tasks seen so far)."""
+    for seed, row in zip(seeds, rows):
+      seen = ' '.join(f'{100 * a:.1f}' for a in row[:task])
+      mean = 100 * sum(row[:task]) / task
+      print(f'[seed {seed}] after task {task}/{self.num_tasks}: accuracy per '
+            f'task {seen} | average {mean:.2f}%', file=self.stream, flush=True)

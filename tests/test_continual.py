@@ -2,6 +2,7 @@
 
 import dataclasses
 import functools
+import io
 
 import chex
 import jax
@@ -12,6 +13,7 @@ import pytest
 from plr_jax import continual
 from plr_jax import evaluation
 from plr_jax import loops
+from plr_jax import progress as progress_lib
 from plr_jax import steps
 from tests.conftest import TINY, TINY3
 
@@ -214,8 +216,16 @@ def test_generative_replay_of_images_freezes_conv_parts_after_task_1():
 
 def test_vmapped_seeds_match_runs_of_each_seed_alone():
   params, train, test = _data()
-  batched = continual.run_seeds(CONFIG, train, test, [0, 1],
-                                classifier_params=params)
+  evaluated = []
+  batched = continual.run_seeds(
+      CONFIG, train, test, [0, 1], classifier_params=params,
+      on_evaluated=lambda t, rows: evaluated.append((t, rows)))
+  # One report per task, with each seed's row of its accuracy matrix.
+  assert [t for t, _ in evaluated] == [1, 2, 3]
+  for t, rows in evaluated:
+    chex.assert_shape(rows, (2, CONFIG.num_tasks))
+    for i, result in enumerate(batched):
+      np.testing.assert_array_equal(rows[i], result.accuracy[t - 1])
   phases = {continual.task_phase(CONFIG, t) for t in (1, 2, 3)}
   assert (continual.make_chunk_runner(CONFIG, True).loop._cache_size() ==
           len(phases))
@@ -301,3 +311,13 @@ def test_how_the_loop_compiles_does_not_change_the_run(options):
   if 'task_phases' in options:
     assert len(phases) == (2 if options['task_phases'] else 1)
   assert continual.make_chunk_runner(config).loop._cache_size() == len(phases)
+
+
+def test_progress_reports_each_seeds_accuracy_after_a_task():
+  stream = io.StringIO()
+  report = progress_lib.Progress(num_tasks=3, iters_per_task=10,
+                                 stream=stream)
+  report.evaluated(2, np.array([[0.5, 0.25, 0.0], [1.0, 0.0, 0.0]]), [7, 8])
+  assert stream.getvalue().splitlines() == [
+      '[seed 7] after task 2/3: accuracy per task 50.0 25.0 | average 37.50%',
+      '[seed 8] after task 2/3: accuracy per task 100.0 0.0 | average 50.00%']

@@ -69,6 +69,11 @@ def test_split_cifar100_pretrains_then_runs(data_dir, tmp_path):
   assert 'task 10/10 iter 20/20' in proc.stderr  # progress lines
   record = _results(workdir)
   _check_record(record, tasks=10, seeds=[0, 1], mfid=True)
+  # Each seed's accuracy per task is reported as each task ends.
+  for seed in record['per_seed']:
+    row = seed['accuracy_matrix'][1][:2]
+    assert (f'[seed {seed["seed"]}] after task 2/10: accuracy per task '
+            f'{100 * row[0]:.1f} {100 * row[1]:.1f} |') in proc.stderr
   assert record['strategy'] == [0.3, 0.7]
   assert record['extractor']['dataset'] == 'cifar10'
   assert os.path.isfile(os.path.join(workdir, 'extractor', 'meta.json'))
