@@ -36,8 +36,9 @@ SETUP_NAMES = {'gr': 'GR (replay of images)',
 FMNIST_ITERS_PER_TASK = 2000
 
 flags.DEFINE_string('setup', 'ir_frozen', ' or '.join(SETUPS))
-flags.DEFINE_string('arch', 'fmnist', 'fmnist (the paper: 3 x 50 hidden) or '
-                    'fmnist_scripts (the authors\' scripts: 1 x 100).')
+flags.DEFINE_string('arch', 'fmnist', 'fmnist (the paper: 3 x 50 hidden), '
+                    'fmnist_scripts (the authors\' scripts: 1 x 100) or '
+                    'fmnist_mlp (3 x 50 on the flat image, no convolutions).')
 flags.DEFINE_string('strategy', 'ir', '"ir" or fractions per level.')
 flags.DEFINE_integer('num_tasks', 5, 'Tasks the 10 classes split into '
                      '(the paper: 5).')
@@ -52,9 +53,13 @@ def main(argv):
     if FLAGS.setup not in SETUPS:
       raise ValueError(f'unknown setup {FLAGS.setup!r}; choose one of '
                        f'{", ".join(SETUPS)}')
-    arch = common.arch_preset(FLAGS.arch, ('fmnist', 'fmnist_scripts'))
+    arch = common.arch_preset(FLAGS.arch,
+                              ('fmnist', 'fmnist_scripts', 'fmnist_mlp'))
     strategy = common.strategy(FLAGS.strategy, arch)
     replay, frozen_after = SETUPS[FLAGS.setup]
+    if frozen_after is not None and not arch.conv_channels:
+      raise ValueError(f'--arch={FLAGS.arch} has no convolutions to freeze; '
+                       f'{FLAGS.setup} needs fmnist or fmnist_scripts')
     if FLAGS.setup != 'ir_frozen' and strategy[0] != 1.0:
       raise ValueError(f'--strategy applies to ir_frozen; {FLAGS.setup} '
                        'replays at one level')

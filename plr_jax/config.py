@@ -15,7 +15,8 @@ class ArchConfig:
   Attributes:
     name: preset name, used in run ids and error messages.
     image_shape: (height, width, channels) of an input image.
-    conv_channels: output channels of each 3x3 convolution of the extractor.
+    conv_channels: output channels of each 3x3 convolution of the extractor;
+      empty for a fully connected classifier (level 0 is the flat image).
     conv_strides: stride of each convolution (padding is always 1).
     conv_batch_norm: batch norm after every convolution but the last.
     conv_last_relu: whether the last convolution is followed by a ReLU.
@@ -54,7 +55,9 @@ class ArchConfig:
       # 3x3 kernel, padding 1: out = floor((in + 2 - 3) / stride) + 1.
       height = (height - 1) // stride + 1
       width = (width - 1) // stride + 1
-    return height * width * self.conv_channels[-1]
+    channels = (self.conv_channels[-1] if self.conv_channels
+                else self.image_shape[2])
+    return height * width * channels
 
   @property
   def level_dims(self) -> tuple[int, ...]:
@@ -97,6 +100,12 @@ PRESETS: dict[str, ArchConfig] = {
     # The authors' Fashion-MNIST scripts: one hidden layer of 100 units.
     'fmnist_scripts': ArchConfig('fmnist_scripts', hidden=(100,),
                                  num_classes=10, z_dim=10, **_FMNIST_3CONV),
+    # No convolutions: the paper's 3 x 50 hidden layers on the flat image
+    # (as BI-R's MNIST networks), for Figure 5's GR baseline.
+    'fmnist_mlp': ArchConfig('fmnist_mlp', hidden=(50, 50, 50),
+                             num_classes=10, z_dim=10,
+                             **{**_FMNIST_3CONV, 'conv_channels': (),
+                                'conv_strides': ()}),
     # Seconds on a laptop CPU; the same code paths as arch1.
     'tiny': ArchConfig('tiny', image_shape=(8, 8, 3), conv_channels=(4, 8),
                        conv_strides=(1, 2), conv_batch_norm=True,

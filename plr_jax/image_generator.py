@@ -29,7 +29,9 @@ class ConvDecoder(nn.Module):
     for stride in arch.conv_strides:
       height, width = shapes[-1]
       shapes.append(((height - 1) // stride + 1, (width - 1) // stride + 1))
-    x = h.reshape((h.shape[0],) + shapes[-1] + (arch.conv_channels[-1],))
+    depth = (arch.conv_channels[-1] if arch.conv_channels
+             else arch.image_shape[2])
+    x = h.reshape((h.shape[0],) + shapes[-1] + (depth,))
     channels = list(arch.conv_channels[:-1])[::-1] + [arch.image_shape[2]]
     for i, (out, stride) in enumerate(zip(channels,
                                           arch.conv_strides[::-1])):
@@ -81,7 +83,9 @@ class ImageGenerator(nn.Module):
   def decode(self, z: jax.Array) -> jax.Array:
     h = z
     for n in range(self.arch.num_levels - 1, -1, -1):
-      h = nn.relu(self.dec[str(n)](h))
+      h = self.dec[str(n)](h)
+      if n or self.arch.conv_channels:  # no convolutions: linear pixels
+        h = nn.relu(h)
     return self.conv_decoder(h)
 
   def sample(self, key: jax.Array, class_mask: jax.Array, num: int):

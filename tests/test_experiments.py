@@ -188,3 +188,21 @@ def test_real_fashion_mnist_two_tasks_beats_chance(tmp_path):
   assert record['data'] == 'exact'
   # Chance is 10% over the 10 classes.
   assert record['average_accuracy_mean'] > 0.3, record['per_seed']
+
+
+def test_fashion_mnist_gr_without_convolutions(data_dir, tmp_path):
+  """`fmnist_mlp`: GR with fully connected networks on the flat image."""
+  workdir = str(tmp_path / 'mlp')
+  _run('fashion_mnist', f'--workdir={workdir}', f'--data_dir={data_dir}',
+       '--preset=tiny', '--seeds=0', '--setup=gr', '--arch=fmnist_mlp',
+       '--data_label=fake')
+  record = _results(workdir)
+  _check_record(record, tasks=5, seeds=[0], mfid=False)
+  assert record['config']['arch']['conv_channels'] == []
+  assert record['config']['replay'] == 'images'
+  # Nothing to freeze: the freezing setups refuse this arch.
+  proc = _run('fashion_mnist', f'--workdir={tmp_path / "frozen"}',
+              f'--data_dir={data_dir}', '--preset=tiny', '--seeds=0',
+              '--setup=gr_frozen', '--arch=fmnist_mlp', expect=2)
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and 'no convolutions to freeze' in lines[0], lines

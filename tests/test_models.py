@@ -10,6 +10,7 @@ from plr_jax import classifier as classifier_lib
 from plr_jax import config
 from plr_jax import continual
 from plr_jax import generator as generator_lib
+from plr_jax import image_generator
 from tests.conftest import TINY, TINY3
 
 Classifier = classifier_lib.Classifier
@@ -22,6 +23,8 @@ def test_preset_shapes_follow_design():
   assert arch2.level_dims == (1024, 1000, 1000)
   assert config.PRESETS['fmnist'].level_dims == (3136, 50, 50)
   assert config.PRESETS['fmnist_scripts'].num_levels == 1
+  # Without convolutions level 0 is the flat image.
+  assert config.PRESETS['fmnist_mlp'].level_dims == (784, 50, 50)
   assert arch1.fc_param_counts == (2_050_000, 4_002_000, 200_100)
   assert arch2.fc_param_counts[1:] == (1_001_000, 1_001_000, 100_100)
   with pytest.raises(ValueError, match='unknown architecture'):
@@ -198,3 +201,16 @@ def test_sub_pixel_conv_transpose_equals_flax(stride, size):
   chex.assert_shape(expected, (2, size * stride, (size + 1) * stride, 4))
   chex.assert_trees_all_close(ours.apply({'params': params}, x), expected,
                               atol=1e-5)
+
+
+def test_image_generator_without_convolutions_decodes_linear_pixels():
+  """`fmnist_mlp`: the image VAE is fully connected and its last layer is
+  linear, so it can produce normalised (negative) pixels."""
+  arch = config.PRESETS['fmnist_mlp']
+  params = continual.init_image_generator(arch, jax.random.key(0))
+  assert not any('conv' in name for name in params)
+  _, (images,) = image_generator.ImageGenerator(arch).apply(
+      {'params': params}, jax.random.key(1), jnp.ones(10, bool), 64,
+      method=image_generator.ImageGenerator.sample)
+  chex.assert_shape(images, (64, 28, 28, 1))
+  assert float(images.min()) < 0 < float(images.max())
