@@ -48,15 +48,22 @@ class ArchConfig:
     return len(self.hidden)
 
   @property
-  def feature_dim(self) -> int:
-    """Size of the flattened extractor output (level 0)."""
-    height, width, _ = self.image_shape
+  def extractor_output_shape(self) -> tuple[int, int, int]:
+    """(height, width, channels) of the extractor's output before it is
+    flattened (the image itself when there are no convolutions)."""
+    height, width, channels = self.image_shape
     for stride in self.conv_strides:
       # 3x3 kernel, padding 1: out = floor((in + 2 - 3) / stride) + 1.
       height = (height - 1) // stride + 1
       width = (width - 1) // stride + 1
-    channels = (self.conv_channels[-1] if self.conv_channels
-                else self.image_shape[2])
+    if self.conv_channels:
+      channels = self.conv_channels[-1]
+    return height, width, channels
+
+  @property
+  def feature_dim(self) -> int:
+    """Size of the flattened extractor output (level 0)."""
+    height, width, channels = self.extractor_output_shape
     return height * width * channels
 
   @property

@@ -29,9 +29,7 @@ class ConvDecoder(nn.Module):
     for stride in arch.conv_strides:
       height, width = shapes[-1]
       shapes.append(((height - 1) // stride + 1, (width - 1) // stride + 1))
-    depth = (arch.conv_channels[-1] if arch.conv_channels
-             else arch.image_shape[2])
-    x = h.reshape((h.shape[0],) + shapes[-1] + (depth,))
+    x = h.reshape((h.shape[0],) + arch.extractor_output_shape)
     channels = list(arch.conv_channels[:-1])[::-1] + [arch.image_shape[2]]
     for i, (out, stride) in enumerate(zip(channels,
                                           arch.conv_strides[::-1])):
