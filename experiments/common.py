@@ -217,8 +217,10 @@ def define_cifar_flags(default_strategy_help: str) -> None:
 
 def define_recon_levels_flag() -> None:
   flags.DEFINE_string('recon_levels', 'used', 'Levels the generator '
-                      'reconstructs: "used" (those the strategy replays at) '
-                      'or "all" (paper eq. 2 literally; see README notes).')
+                      'reconstructs: "used" (those the strategy replays at), '
+                      '"all" (paper eq. 2 literally) or "classifier" (level 0 '
+                      'only; replayed hidden levels from the previous '
+                      'classifier). See README notes.')
 
 
 def run_cifar(experiment_name: str, dataset_name: str, num_tasks: int, *,

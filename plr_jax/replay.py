@@ -28,19 +28,30 @@ class ReplayBatch:
 
 
 def generative(arch: config_lib.ArchConfig, generator_params, classifier_params,
-               key: jax.Array, class_mask: jax.Array, num: int) -> ReplayBatch:
+               key: jax.Array, class_mask: jax.Array, num: int, *,
+               hidden_from_classifier: bool = False) -> ReplayBatch:
   """Samples `num` replays from a (previous) generator and labels them.
 
   Classes are drawn uniformly from `class_mask` (the earlier tasks' classes),
-  z from their prior modes, and every level is decoded.
+  z from their prior modes, and every level is decoded. The (previous)
+  classifier's logits on the level-0 sample are the soft targets; with
+  `hidden_from_classifier` the same forward pass also gives the hidden
+  levels, which replace the decoder's (at no extra cost).
   """
   _, levels = generator_lib.Generator(arch).apply(
       {'params': generator_params}, key, class_mask, num,
       method=generator_lib.Generator.sample)
   levels = jax.lax.stop_gradient(levels)
-  logits = classifier_lib.Classifier(arch).apply(
-      {'params': classifier_params}, levels[0], 0,
-      method=classifier_lib.Classifier.classify_from)
+  classifier = classifier_lib.Classifier(arch)
+  if hidden_from_classifier:
+    logits, levels = classifier.apply(
+        {'params': classifier_params}, levels[0],
+        method=classifier_lib.Classifier.levels)
+    levels = jax.lax.stop_gradient(levels)
+  else:
+    logits = classifier.apply(
+        {'params': classifier_params}, levels[0], 0,
+        method=classifier_lib.Classifier.classify_from)
   return ReplayBatch(levels=levels, logits=jax.lax.stop_gradient(logits))
 
 

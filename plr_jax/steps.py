@@ -370,14 +370,17 @@ def make_generator_step(
   return jax.jit(step, donate_argnums=0) if jit else step
 
 
-RECON_LEVELS = ('used', 'all')
+RECON_LEVELS = ('used', 'all', 'classifier')
 
 
 def generator_recon_levels(strategy: strategy_lib.Strategy,
                            mode: str = 'used') -> tuple[int, ...] | None:
   """The levels the generator learns to reconstruct (None: every level).
 
-  "used" keeps the levels a replay slice is injected at. Hidden-layer
+  "used" keeps the levels a replay slice is injected at. "classifier" keeps
+  level 0 alone: the hidden levels of a replayed sample are then the
+  previous classifier's features of its generated level 0 (see
+  `replay.generative`), so the generator never models hidden activations. Hidden-layer
   activations of a trained classifier are large (mean squares of hundreds
   were measured on Fashion-MNIST), so their squared errors swamp the latent
   loss when every level is reconstructed: the posterior drifts far from the
@@ -388,6 +391,8 @@ def generator_recon_levels(strategy: strategy_lib.Strategy,
                      f'{mode!r}')
   if mode == 'all':
     return None
+  if mode == 'classifier':
+    return (0,)
   return tuple(n for n, f in enumerate(strategy) if f > 0)
 
 
@@ -417,7 +422,9 @@ def make_plr_step(
       and including this task and frozen after it (None: never frozen).
     recon_levels: `"used"`: the generator reconstructs the levels the
       strategy replays at (f_n > 0; level 0 alone for IR, as BI-R);
-      `"all"`: every level (paper eq. 2 read literally). See
+      `"all"`: every level (paper eq. 2 read literally); `"classifier"`:
+      level 0 only, and the replayed hidden levels are the previous
+      classifier's features of the generated level 0. See
       `generator_recon_levels`.
     branchless: no `lax.cond` around the replay (see `when_replaying`).
     shard: applied to the replay batch (e.g. `sharding.constrain_batch`, to
@@ -444,7 +451,8 @@ def make_plr_step(
         info,
         lambda: replay_lib.generative(
             arch, state.prev_generator, state.prev_classifier, replay_key,
-            info.replayed, replay_size),
+            info.replayed, replay_size,
+            hidden_from_classifier=recon_levels == 'classifier'),
         lambda: replay_lib.empty(arch, replay_size, batch.x.dtype),
         branchless=branchless)
     replay = shard(replay)

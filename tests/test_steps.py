@@ -10,7 +10,9 @@ import optax
 import pytest
 
 from benchmarks import run as bench
+from plr_jax import classifier as classifier_lib
 from plr_jax import continual
+from plr_jax import losses
 from plr_jax import optim
 from plr_jax import replay as replay_lib
 from plr_jax import steps
@@ -121,8 +123,6 @@ def test_replay_slices_enter_at_their_levels():
   step = steps.make_classifier_step(arch, tx, (0.25, 0.25, 0.5), 12,
                                     with_current=False, jit=False)
   _, metrics = step(state, None, replay, info)
-  from plr_jax import classifier as classifier_lib
-  from plr_jax import losses
   model = classifier_lib.Classifier(arch)
   logits = [model.apply({'params': state.params}, replay.levels[n][a:b], n,
                         method=classifier_lib.Classifier.classify_from)
@@ -321,3 +321,59 @@ def test_phase_specialised_steps_equal_the_conditional_ones(replay):
     assert flops[3] < flops[2]
   else:
     assert flops[3] == flops[2]
+
+
+def test_generator_recon_levels_modes():
+  strategy = (0.5, 0.0, 0.5)
+  assert steps.generator_recon_levels(strategy, 'used') == (0, 2)
+  assert steps.generator_recon_levels(strategy, 'all') is None
+  assert steps.generator_recon_levels(strategy, 'classifier') == (0,)
+  with pytest.raises(ValueError, match='recon_levels must be one of'):
+    steps.generator_recon_levels(strategy, 'some')
+
+
+def test_replayed_hidden_levels_from_the_previous_classifier():
+  """`hidden_from_classifier`: the same level-0 samples and soft targets,
+  and hidden levels that are the classifier's own features of them."""
+  arch = TINY3
+  generator = continual.init_generator(arch, jax.random.key(0))
+  classifier = _top_params(arch)
+  mask = jnp.asarray(np.arange(6) < 2)
+  decoded, from_classifier = (
+      replay_lib.generative(arch, generator, classifier, jax.random.key(1),
+                            mask, 10, hidden_from_classifier=flag)
+      for flag in (False, True))
+  chex.assert_trees_all_equal_shapes(decoded, from_classifier)
+  np.testing.assert_array_equal(decoded.levels[0], from_classifier.levels[0])
+  np.testing.assert_allclose(decoded.logits, from_classifier.logits,
+                             rtol=1e-5, atol=1e-5)
+  _, expected = classifier_lib.Classifier(arch).apply(
+      {'params': classifier}, decoded.levels[0],
+      method=classifier_lib.Classifier.levels)
+  for level in (1, 2):
+    np.testing.assert_allclose(from_classifier.levels[level], expected[level],
+                               rtol=1e-6)
+    assert not np.allclose(from_classifier.levels[level],
+                           decoded.levels[level])
+
+
+def test_plr_step_with_hidden_levels_from_the_classifier():
+  """The generator then reconstructs level 0 alone (as for IR), and the
+  replay still trains both networks."""
+  arch, tx = TINY, optim.adam(1e-3)
+  make = functools.partial(steps.make_plr_step, arch, replay_size=12,
+                           classifier_tx=tx, generator_tx=tx, jit=False)
+  step = jax.jit(make(strategy=(0.5, 0.5), recon_levels='classifier'))
+  ir_step = jax.jit(make(strategy=(1.0, 0.0), recon_levels='used'))
+  state = _plr_state(arch, 0)
+  batch, info = _batch(arch, jax.random.key(1)), steps.task_info(1, ORDER, 3)
+  (state, metrics), (_, ir_metrics) = (f(state, batch, info)
+                                       for f in (step, ir_step))
+  np.testing.assert_allclose(metrics['generator/recon'],
+                             ir_metrics['generator/recon'], rtol=1e-6)
+  state = steps.end_task(state)
+  _, metrics = step(state, _batch(arch, jax.random.key(2)),
+                    steps.task_info(2, ORDER, 3))
+  chex.assert_tree_all_finite(metrics)
+  assert float(metrics['classifier/replay_loss']) > 0
+  assert float(metrics['generator/replay_recon']) > 0
