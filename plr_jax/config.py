@@ -48,17 +48,21 @@ class ArchConfig:
     return len(self.hidden)
 
   @property
+  def spatial_shapes(self) -> tuple[tuple[int, int], ...]:
+    """(height, width) of the image and after each convolution."""
+    shapes = [tuple(self.image_shape[:2])]
+    for stride in self.conv_strides:
+      # 3x3 kernel, padding 1: out = floor((in + 2 - 3) / stride) + 1.
+      shapes.append(tuple((d - 1) // stride + 1 for d in shapes[-1]))
+    return tuple(shapes)
+
+  @property
   def extractor_output_shape(self) -> tuple[int, int, int]:
     """(height, width, channels) of the extractor's output before it is
     flattened (the image itself when there are no convolutions)."""
-    height, width, channels = self.image_shape
-    for stride in self.conv_strides:
-      # 3x3 kernel, padding 1: out = floor((in + 2 - 3) / stride) + 1.
-      height = (height - 1) // stride + 1
-      width = (width - 1) // stride + 1
-    if self.conv_channels:
-      channels = self.conv_channels[-1]
-    return height, width, channels
+    channels = (self.conv_channels[-1] if self.conv_channels
+                else self.image_shape[2])
+    return self.spatial_shapes[-1] + (channels,)
 
   @property
   def feature_dim(self) -> int:

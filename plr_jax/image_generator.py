@@ -25,10 +25,7 @@ class ConvDecoder(nn.Module):
   @nn.compact
   def __call__(self, h: jax.Array) -> jax.Array:
     arch = self.arch
-    shapes = [arch.image_shape[:2]]
-    for stride in arch.conv_strides:
-      height, width = shapes[-1]
-      shapes.append(((height - 1) // stride + 1, (width - 1) // stride + 1))
+    shapes = arch.spatial_shapes
     x = h.reshape((h.shape[0],) + arch.extractor_output_shape)
     channels = list(arch.conv_channels[:-1])[::-1] + [arch.image_shape[2]]
     for i, (out, stride) in enumerate(zip(channels,

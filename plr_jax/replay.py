@@ -41,18 +41,15 @@ def generative(arch: config_lib.ArchConfig, generator_params, classifier_params,
   _, levels = generator_lib.Generator(arch).apply(
       {'params': generator_params}, key, class_mask, num,
       method=generator_lib.Generator.sample)
-  levels = jax.lax.stop_gradient(levels)
-  classifier = classifier_lib.Classifier(arch)
+  # One forward pass gives the soft targets and the classifier's levels
+  # (unused ones are dropped by XLA).
+  logits, classified = classifier_lib.Classifier(arch).apply(
+      {'params': classifier_params}, levels[0],
+      method=classifier_lib.Classifier.levels)
   if hidden_from_classifier:
-    logits, levels = classifier.apply(
-        {'params': classifier_params}, levels[0],
-        method=classifier_lib.Classifier.levels)
-    levels = jax.lax.stop_gradient(levels)
-  else:
-    logits = classifier.apply(
-        {'params': classifier_params}, levels[0], 0,
-        method=classifier_lib.Classifier.classify_from)
-  return ReplayBatch(levels=levels, logits=jax.lax.stop_gradient(logits))
+    levels = classified
+  return ReplayBatch(levels=jax.lax.stop_gradient(levels),
+                     logits=jax.lax.stop_gradient(logits))
 
 
 def from_buffer(arch: config_lib.ArchConfig, classifier_params,

@@ -380,11 +380,11 @@ def generator_recon_levels(strategy: strategy_lib.Strategy,
   "used" keeps the levels a replay slice is injected at. "classifier" keeps
   level 0 alone: the hidden levels of a replayed sample are then the
   previous classifier's features of its generated level 0 (see
-  `replay.generative`), so the generator never models hidden activations. Hidden-layer
-  activations of a trained classifier are large (mean squares of hundreds
-  were measured on Fashion-MNIST), so their squared errors swamp the latent
-  loss when every level is reconstructed: the posterior drifts far from the
-  prior modes and samples from the prior stop resembling the data.
+  `replay.generative`), so the generator never models hidden activations.
+  Hidden-layer activations of a trained classifier are large (mean squares of
+  hundreds were measured on Fashion-MNIST), so their squared errors swamp the
+  latent loss when every level is reconstructed: the posterior drifts far from
+  the prior modes and samples from the prior stop resembling the data.
   """
   if mode not in RECON_LEVELS:
     raise ValueError(f'recon_levels must be one of {RECON_LEVELS}, got '
