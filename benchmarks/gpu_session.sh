@@ -14,9 +14,14 @@
 # benchmark of every strategy with 1 and 3 seeds (float32, TF32).
 # PHASE 4 (not run as such; phase 5 ran it; about 4 minutes): a full ARCH1 run with 3 vmapped
 # seeds (TF32).
-# PHASE 5 (default; one call of about 9 minutes): the most useful parts of
+# PHASE 5 (one call of about 9 minutes): the most useful parts of
 # phases 3 and 4 for a single short lease, see below (run 2026-11-27).
 # PHASE 6 (run 2026-11-27): bfloat16.
+# PHASE 7 (default since 2026-11-27, tenth session; one call of about 9
+# minutes): after the one-pass change (current rows and every replay slice
+# share one pass through each network), the ARCH1 benchmark at TF32 and
+# bfloat16, full ARCH1 runs (1 seed TF32, 1 seed bfloat16, 3 seeds TF32),
+# then the profile.
 # Needs .gpu/extractor_arch1 (an ARCH1 extractor checkpoint) and .gpu/fmnist
 # (the four Fashion-MNIST .gz files) carried beside the tree. Each step runs
 # under its own time limit; after each one every log and result so far is
@@ -24,7 +29,7 @@
 # (with XLA's per-fusion autotuning cache) in /tmp/jax_cache is shared by the
 # steps and phases. SMOKE=1 shrinks every step for a dry run on a CPU.
 OUT=${1:?output dir}
-PHASE=${2:-5}
+PHASE=${2:-7}
 LOGS=/tmp/gpu_session
 mkdir -p "$OUT" "$LOGS" /tmp/jax_cache
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
@@ -132,6 +137,20 @@ elif [ "$PHASE" = 6 ]; then
   fake100
   a1 a1_full_1seed_bf16 $(left 90) --seeds=0 --checkpoint_every=0 \
     --precision=BF16_BF16_F32 --task_phases=true
+elif [ "$PHASE" = 7 ]; then
+  MODE="--task_phases=true"
+  step bench_arch1 $(left 110) $PY -m benchmarks.run $BENCH --seeds=1,3 --flops=false \
+    --strategies='ir;0.3,0.7' --precision=tensorfloat32,BF16_BF16_F32 $MODE \
+    --out="$LOGS/bench_arch1.json"
+  fake100
+  a1 a1_full_1seed_tf32 $(left 100) --seeds=0 --checkpoint_every=0 \
+    --precision=tensorfloat32 $MODE
+  a1 a1_full_1seed_bf16 $(left 90) --seeds=0 --checkpoint_every=0 \
+    --precision=BF16_BF16_F32 $MODE
+  a1 a1_full_3seeds_tf32 $(left 170) --seeds=0,1,2 --checkpoint_every=0 \
+    --precision=tensorfloat32 $MODE
+  step profile_tf32 $(left 60) $PY -m benchmarks.profile $PROFILE \
+    --precision=tensorfloat32 $MODE --out="$LOGS/profile_tf32.json"
 elif [ "$PHASE" = 4 ]; then
   fake100
   a1 a1_full_3seeds_tf32 220 --seeds=0,1,2 --checkpoint_every=0 --precision=tensorfloat32

@@ -1,7 +1,8 @@
 r"""What each `--precision` does on this backend: `python -m benchmarks.precision_probe`.
 
-For each precision name it computes a float32 matmul and a float32
-convolution under `jax.default_matmul_precision(name)` and prints their
+For each precision name it computes a float32 matmul, as the library's dense
+layers do (`layers.matmul`), and a float32 convolution under
+`jax.default_matmul_precision(name)` and prints their
 relative error against float64 NumPy and the matmul's time. The error tells
 which arithmetic the backend really used: about 1e-6 for float32, 5e-4 for
 TF32 (10 mantissa bits), 4e-3 for bfloat16 (7 bits). A name the backend
@@ -17,11 +18,11 @@ import time
 from absl import app
 from absl import flags
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from plr_jax import checkpoint
 from plr_jax import experiment
+from plr_jax import layers
 
 FLAGS = flags.FLAGS
 
@@ -64,7 +65,7 @@ def probe(name: str, size: int) -> dict:
     record['error'] = str(e)
     return record
   with jax.default_matmul_precision(name):
-    matmul = jax.jit(jnp.matmul)
+    matmul = jax.jit(layers.matmul)
     conv = jax.jit(_conv)
     try:
       on_device = jax.device_put((a, b))  # time the product, not the copy

@@ -98,6 +98,21 @@ def _flops(lowered) -> float:
   return float(analysis.get('flops', float('nan')))
 
 
+def host_cpu() -> str:
+  """The host CPU's model name and its bfloat16 matmul instructions (from
+  /proc/cpuinfo; '' where there is none): CPU timings depend on both."""
+  try:
+    with open('/proc/cpuinfo') as fh:
+      info = fh.read()
+  except OSError:
+    return ''
+  names = [line.split(':', 1)[1].strip() for line in info.splitlines()
+           if line.startswith('model name')]
+  flags = set(info.split())
+  bf16 = [f for f in ('avx512_bf16', 'amx_bf16') if f in flags]
+  return ', '.join(names[:1] + [f'{os.cpu_count()} cores'] + bf16)
+
+
 def _timed(fn, state, repeats):
   """Runs fn(state) -> (state, out) `repeats + 1` times; (first, median)."""
   times = []
@@ -237,7 +252,7 @@ def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
       'r_exact': strategy_lib.relative_cost(strategy, arch, 'exact'),
       'iters': iters, 'repeats': repeats,
       'date': datetime.date.today().isoformat(),
-      'host': platform.node(), 'jax': jax.__version__,
+      'host': platform.node(), 'cpu': host_cpu(), 'jax': jax.__version__,
       'xla_flags': os.environ.get('XLA_FLAGS', ''),
   }
 

@@ -11,6 +11,7 @@ that starts at level 0 needs no extractor parameters.
 """
 
 import jax
+import jax.numpy as jnp
 import flax.linen as nn
 
 from plr_jax import config as config_lib
@@ -98,6 +99,35 @@ class Classifier(nn.Module):
     h = features
     for j in range(level + 1, self.arch.num_levels + 1):
       h = nn.relu(self.fc[str(j)](h))
+    return self.head(h)
+
+  def classify_injected(self, inputs: tuple[jax.Array | None, ...]
+                        ) -> jax.Array:
+    """Logits of rows that enter the stack at different levels, in one pass.
+
+    Rows entering at level n join, after fc_n, the rows that entered below,
+    so every layer runs once over all the rows that pass it (one large
+    matmul instead of one per entry level). Row for row the same as
+    `classify_from` of each group.
+
+    Args:
+      inputs: one entry per level: rows entering at level n, [B_n, D_n], or
+        None; at least one is not None.
+
+    Returns:
+      Logits [sum B_n, classes]: level 0's rows first, then level 1's, ...
+    """
+    if len(inputs) != self.arch.num_levels:
+      raise ValueError(f'{len(inputs)} inputs for {self.arch.name} '
+                       f'({self.arch.num_levels} levels)')
+    h = None
+    for n, rows in enumerate(inputs):
+      if rows is not None:
+        h = rows if h is None else jnp.concatenate([h, rows])
+      if h is not None:
+        h = nn.relu(self.fc[str(n + 1)](h))
+    if h is None:
+      raise ValueError('classify_injected needs rows at some level')
     return self.head(h)
 
 

@@ -236,9 +236,14 @@ def _chunk_runner(config, batched, mesh):
       return buffer_step(state, batch, buffer, info)
     return plr_step(state, batch, info)
 
+  has_convolutions = (config.inputs == 'images'
+                      and bool(config.arch.conv_channels))
   if batched:
-    iteration = jax.vmap(iteration, in_axes=(0, None, None, None, 0, 0, 0, 0))
-  host_loop = loops.scan_is_slow(config.inputs == 'images')
+    seed_axes = (0, None, None, None, 0, 0, 0, 0)
+    iteration = (loops.map_unrolled(iteration, seed_axes)
+                 if loops.seeds_in_sequence(has_convolutions)
+                 else jax.vmap(iteration, in_axes=seed_axes))
+  host_loop = loops.scan_is_slow(has_convolutions)
   loop = loops.make_loop(iteration, host_loop, unroll=config.scan_unroll)
 
   def run_chunk(state, features, labels, rows, num_rows, buffer_rows, info,

@@ -45,8 +45,13 @@ class Generator(nn.Module):
       `(mean, logvar, z, levels)` with `levels` ordered level 0 first, to line
       up with `Classifier.levels`.
     """
+    return self.reconstruct(features, latent_noise(self.arch, key, features))
+
+  def reconstruct(self, features: jax.Array, eps: jax.Array
+                  ) -> tuple[jax.Array, jax.Array, jax.Array,
+                             tuple[jax.Array, ...]]:
+    """`__call__` with the standard normal noise `eps` [B, z] given."""
     mean, logvar = self.encode(features)
-    eps = jax.random.normal(key, mean.shape, mean.dtype)
     z = mean + jnp.exp(0.5 * losses.clip_logvar(logvar)) * eps
     return mean, logvar, z, self.decode(z)[::-1]
 
@@ -103,6 +108,13 @@ class Generator(nn.Module):
     std = jnp.exp(0.5 * losses.clip_logvar(self.prior_logvar[classes]))
     z = mean + std * jax.random.normal(z_key, mean.shape, mean.dtype)
     return classes, self.decode(z, to_level)[::-1]
+
+
+def latent_noise(arch: config_lib.ArchConfig, key: jax.Array,
+                 inputs: jax.Array) -> jax.Array:
+  """The reparameterisation noise [B, z] a VAE draws with `key` for a batch
+  of `inputs` (its first axis is the batch)."""
+  return jax.random.normal(key, (inputs.shape[0], arch.z_dim), inputs.dtype)
 
 
 def layer_names(arch: config_lib.ArchConfig) -> tuple[str, ...]:

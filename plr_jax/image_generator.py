@@ -14,6 +14,7 @@ import flax.linen as nn
 
 from plr_jax import classifier as classifier_lib
 from plr_jax import config as config_lib
+from plr_jax import generator as generator_lib
 from plr_jax import layers
 from plr_jax import losses
 
@@ -64,8 +65,12 @@ class ImageGenerator(nn.Module):
 
   def __call__(self, images: jax.Array, key: jax.Array):
     """`(mean, logvar, z, (reconstructed images,))`, like `Generator`."""
+    return self.reconstruct(
+        images, generator_lib.latent_noise(self.arch, key, images))
+
+  def reconstruct(self, images: jax.Array, eps: jax.Array):
+    """`__call__` with the standard normal noise `eps` [B, z] given."""
     mean, logvar = self.encode(images)
-    eps = jax.random.normal(key, mean.shape, mean.dtype)
     z = mean + jnp.exp(0.5 * losses.clip_logvar(logvar)) * eps
     return mean, logvar, z, (self.decode(z),)
 

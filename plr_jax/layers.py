@@ -18,6 +18,73 @@ def _uniform(bound: float):
   return init
 
 
+# The dot algorithm `matmul` realises by hand where the backend ignores it.
+BF16_ALGORITHM = 'BF16_BF16_F32'
+
+
+def casts_to_bfloat16() -> bool:
+  """Whether `matmul` casts its operands to bfloat16 itself.
+
+  True where JAX's default matmul precision is `BF16_BF16_F32` (bfloat16
+  operands, float32 accumulation) and the backend is XLA:CPU, which ignores
+  dot algorithms and would compute in float32. GPUs honour the algorithm
+  directly. Read at trace time; the precision is part of jit's cache key.
+  """
+  return (str(jax.config.jax_default_matmul_precision) == BF16_ALGORITHM
+          and jax.default_backend() == 'cpu')
+
+
+def _row_major_transpose(a: jax.Array) -> jax.Array:
+  """`a.T` for a matrix, as a copy in row-major layout.
+
+  XLA folds a plain transpose into the dot's dimension numbers or gives it a
+  column-major layout, and XLA:CPU then computes the bfloat16 dot in float32
+  (measured: 13 ms instead of 3 ms for [2000, 512] x [512, 2000] on 2 cores
+  with AMX). Going through a third axis makes it copy the data.
+  """
+  return jnp.transpose(a[..., None], (1, 0, 2))[..., 0]
+
+
+@jax.custom_vjp
+def _bf16_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  return _bf16_matmul_fwd(x, kernel)[0]
+
+
+def _bf16_matmul_fwd(x, kernel):
+  x16, kernel16 = x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16)
+  y = jnp.dot(x16, kernel16, preferred_element_type=jnp.float32)
+  return y.astype(x.dtype), (x16, kernel16)
+
+
+def _bf16_matmul_bwd(residuals, g):
+  x16, kernel16 = residuals
+  g16 = g.astype(jnp.bfloat16)
+  dx = jax.lax.dot_general(g16, kernel16, (((1,), (1,)), ((), ())),
+                           preferred_element_type=jnp.float32)
+  dkernel = jnp.dot(_row_major_transpose(x16), g16,
+                    preferred_element_type=jnp.float32)
+  return dx.astype(g.dtype), dkernel.astype(g.dtype)
+
+
+_bf16_matmul.defvjp(_bf16_matmul_fwd, _bf16_matmul_bwd)
+
+
+def matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """`x @ kernel` ([..., K] x [K, N]) at JAX's default matmul precision.
+
+  Under `BF16_BF16_F32` on XLA:CPU the operands are cast to bfloat16 here,
+  forward and backward (a custom VJP, so the two gradient matmuls also take
+  bfloat16 operands), with float32 accumulation: the arithmetic the algorithm
+  asks for, which CPUs with AMX or AVX512-BF16 run several times faster than
+  float32. Everywhere else a plain matmul.
+  """
+  if not casts_to_bfloat16():
+    return x @ kernel
+  batch = x.shape[:-1]
+  y = _bf16_matmul(x.reshape(-1, x.shape[-1]), kernel)
+  return y.reshape(*batch, kernel.shape[-1])
+
+
 class Dense(nn.Module):
   """A fully connected layer with PyTorch's default initialisation."""
   features: int
@@ -28,7 +95,7 @@ class Dense(nn.Module):
     bound = 1.0 / np.sqrt(fan_in)
     kernel = self.param('kernel', _uniform(bound), (fan_in, self.features))
     bias = self.param('bias', _uniform(bound), (self.features,))
-    return x @ kernel + bias
+    return matmul(x, kernel) + bias
 
 
 class Conv(nn.Module):

@@ -238,40 +238,79 @@ def make_classifier_step(
   if replay_images and slices[0] != replay_size:
     raise ValueError('replay of images enters at the input: use IR')
 
-  def replay_loss(params, replay: replay_lib.ReplayBatch, info: TaskInfo):
-    outs, offset = [], 0
+  def current_inputs(params, extra, batch: Batch):
+    """What the current batch feeds the stack: images or level-0 rows."""
+    if replay_images:
+      return batch.x
+    if inputs == 'images':
+      return model.apply({'params': params, **extra}, batch.x,
+                         method=Classifier.extract)
+    return batch.x
+
+  def replay_inputs(replay: replay_lib.ReplayBatch):
+    """The replay batch's slices, one entry per level (None: no rows)."""
+    if replay_images:
+      return (jax.lax.stop_gradient(replay.levels[0]),)
+    entries, offset = [], 0
     for level, size in enumerate(slices):
-      if size:
-        h = jax.lax.stop_gradient(replay.levels[level][offset:offset + size])
-        if replay_images:
-          outs.append(model.apply({'params': params}, h))
-        else:
-          outs.append(model.apply({'params': params}, h, level,
-                                  method=Classifier.classify_from))
-        offset += size
-    logits = jnp.concatenate(outs)
+      rows = replay.levels[level][offset:offset + size]
+      entries.append(jax.lax.stop_gradient(rows) if size else None)
+      offset += size
+    return tuple(entries)
+
+  def logits_of(params, extra, entries):
+    """One pass over rows grouped by entry level (images: one group)."""
+    if replay_images:
+      return model.apply({'params': params, **extra}, entries[0])
+    return model.apply({'params': params}, entries,
+                       method=Classifier.classify_injected)
+
+  def joined(current, replayed):
+    return tuple(r if c is None else c if r is None else
+                 jnp.concatenate([c, r]) for c, r in zip(current, replayed))
+
+  def distillation(logits, replay: replay_lib.ReplayBatch, info: TaskInfo):
     return jnp.mean(losses.distillation(logits, replay.logits, info.replayed,
                                         info.active))
+
+  def replay_loss(params, extra, replay: replay_lib.ReplayBatch,
+                  info: TaskInfo):
+    return distillation(logits_of(params, extra, replay_inputs(replay)),
+                        replay, info)
 
   def loss_fn(params, extra, batch: Batch, replay, info: TaskInfo):
     current_weight, replay_weight = losses.task_weights(info.task)
     metrics = {}
     loss = 0.0
+    if replay is not None and replay.logits.shape[0] != replay_size:
+      raise ValueError(f'replay batch has {replay.logits.shape[0]} rows, '
+                       f'the step was built for {replay_size}')
+    # With the phase known to replay, current rows and replay slices share
+    # one pass through the stack (each layer one matmul over every row that
+    # reaches it); otherwise the replay pass sits behind `when_replaying`.
+    one_pass = (replay is not None and info.phase is not None
+                and info.phase.replaying)
     if with_current:
-      if inputs == 'images':
-        logits = model.apply({'params': params, **extra}, batch.x)
+      entries = (current_inputs(params, extra, batch),)
+      entries += (None,) * (len(slices) - 1 if not replay_images else 0)
+      if one_pass:
+        logits = logits_of(params, extra,
+                           joined(entries, replay_inputs(replay)))
+        logits, replay_logits = jnp.split(logits, [batch.x.shape[0]])
       else:
-        logits = model.apply({'params': params}, batch.x, 0,
-                             method=Classifier.classify_from)
+        logits = logits_of(params, extra, entries)
       current = jnp.mean(losses.cross_entropy(logits, batch.y, info.active))
       metrics['current_loss'] = current
       loss += current_weight * current
+    elif one_pass:
+      replay_logits = logits_of(params, extra, replay_inputs(replay))
     if replay is not None:
-      if replay.logits.shape[0] != replay_size:
-        raise ValueError(f'replay batch has {replay.logits.shape[0]} rows, '
-                         f'the step was built for {replay_size}')
-      replayed = when_replaying(info, replay_loss, lambda *_: jnp.zeros(()),
-                                params, replay, info, branchless=branchless)
+      if one_pass:
+        replayed = distillation(replay_logits, replay, info)
+      else:
+        replayed = when_replaying(info, replay_loss,
+                                  lambda *_: jnp.zeros(()), params, extra,
+                                  replay, info, branchless=branchless)
       metrics['replay_loss'] = replayed
       loss += replay_weight * replayed
     metrics['loss'] = loss
@@ -319,38 +358,69 @@ def make_generator_step(
       return levels
     return tuple(levels[n] for n in recon_levels)
 
-  def vae_terms(params, x, targets, key):
-    mean, logvar, z, outs = model.apply({'params': params}, x, key)
-    recon = jnp.mean(losses.reconstruction(pick(outs), pick(targets)))
-    return recon, (mean, logvar, z)
+  def vae(params, x, key):
+    """`(mean, logvar, z, outputs)` of rows `x` with noise drawn from `key`."""
+    return model.apply({'params': params}, x,
+                       generator_lib.latent_noise(model.arch, key, x),
+                       method=type(model).reconstruct)
 
-  def replay_loss(params, replay: replay_lib.ReplayBatch, info, key):
-    recon, (mean, logvar, z) = vae_terms(params, replay.levels[0],
-                                         replay.levels, key)
+  def vae_joint(params, x, key, replay_x, replay_key):
+    """`vae` of two batches in one pass, each with its own noise."""
+    eps = jnp.concatenate([generator_lib.latent_noise(model.arch, key, x),
+                           generator_lib.latent_noise(model.arch, replay_key,
+                                                      replay_x)])
+    out = model.apply({'params': params}, jnp.concatenate([x, replay_x]),
+                      eps, method=type(model).reconstruct)
+    rows = x.shape[0]
+    return (jax.tree.map(lambda a: a[:rows], out),
+            jax.tree.map(lambda a: a[rows:], out))
+
+  def recon_of(outs, targets):
+    return jnp.mean(losses.reconstruction(pick(outs), pick(targets)))
+
+  def replay_terms(params, vae_out, replay: replay_lib.ReplayBatch, info):
+    mean, logvar, z, outs = vae_out
     log_weights = losses.masked_log_softmax(
         replay.logits / losses.DISTILLATION_TEMPERATURE, info.replayed)
     latent = jnp.mean(losses.mixture_latent(
         z, mean, logvar, params['prior_mean'], params['prior_logvar'],
         log_weights)) / losses.LATENT_NORMALISER
-    return {'replay_recon': recon, 'replay_latent': latent}
+    return {'replay_recon': recon_of(outs, replay.levels),
+            'replay_latent': latent}
 
   def loss_fn(params, levels, labels, replay, info: TaskInfo, key):
     current_key, replay_key = jax.random.split(key)
     current_weight, replay_weight = losses.task_weights(info.task)
     metrics = {}
     loss = 0.0
+    # With the phase known to replay, current and replayed rows share one
+    # pass through the VAE (each with the noise it would get alone).
+    one_pass = (with_current and replay is not None
+                and info.phase is not None and info.phase.replaying)
+    if one_pass:
+      current_out, replay_out = vae_joint(params, levels[0], current_key,
+                                          replay.levels[0], replay_key)
+    elif with_current:
+      current_out = vae(params, levels[0], current_key)
     if with_current:
-      recon, (mean, logvar, z) = vae_terms(params, levels[0], levels,
-                                           current_key)
+      mean, logvar, z, outs = current_out
+      recon = recon_of(outs, levels)
       latent = jnp.mean(losses.latent(
           z, mean, logvar, params['prior_mean'][labels],
           params['prior_logvar'][labels])) / losses.LATENT_NORMALISER
       metrics.update(recon=recon, latent=latent)
       loss += current_weight * (recon + latent)
     if replay is not None:
-      zeros = {'replay_recon': jnp.zeros(()), 'replay_latent': jnp.zeros(())}
-      terms = when_replaying(info, replay_loss, lambda *_: zeros, params,
-                             replay, info, replay_key, branchless=branchless)
+      if one_pass:
+        terms = replay_terms(params, replay_out, replay, info)
+      else:
+        zeros = {'replay_recon': jnp.zeros(()),
+                 'replay_latent': jnp.zeros(())}
+        terms = when_replaying(
+            info, lambda p, r, i, k: replay_terms(p, vae(p, r.levels[0], k),
+                                                  r, i),
+            lambda *_: zeros, params, replay, info, replay_key,
+            branchless=branchless)
       metrics.update(terms)
       loss += replay_weight * (terms['replay_recon'] + terms['replay_latent'])
     metrics['loss'] = loss

@@ -1,5 +1,6 @@
 """The benchmark's records carry what issue 4 asks for, with sane values."""
 
+import os
 import subprocess
 import sys
 
@@ -26,6 +27,8 @@ def test_records_have_the_fields_and_replay_flops_fall_with_the_strategy():
   # Two vmapped seeds do twice the arithmetic of one.
   assert abs(records[2]['iteration_flops'] / ir['iteration_flops'] - 2) < 0.1
   assert '| tiny | 0.5,0.5 | 2 | ' in bench.table(records)
+  if os.path.exists('/proc/cpuinfo'):  # the host CPU, which CPU times need
+    assert 'cores' in records[0]['cpu'], records[0]['cpu']
 
 
 def test_bad_strategy_is_one_line_and_exit_2():
@@ -46,6 +49,10 @@ def test_precision_probe_reports_the_arithmetic_and_never_raises():
   # A dot algorithm a backend lacks is reported, not raised (TF32 on CPU).
   tf32 = precision_probe.probe('TF32_TF32_F32', 64)
   assert 'matmul_rel_error' in tf32 or 'matmul_error' in tf32
+  # bfloat16 operands (7 mantissa bits), on XLA:CPU through the dense layers'
+  # own casts.
+  bf16 = precision_probe.probe('BF16_BF16_F32', 64)
+  assert 1e-3 < bf16['matmul_rel_error'] < 3e-2, bf16
 
 
 def test_profile_summarises_where_a_chunk_spends_its_time(tmp_path):

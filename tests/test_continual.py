@@ -321,3 +321,33 @@ def test_progress_reports_each_seeds_accuracy_after_a_task():
   assert stream.getvalue().splitlines() == [
       '[seed 7] after task 2/3: accuracy per task 50.0 25.0 | average 37.50%',
       '[seed 8] after task 2/3: accuracy per task 100.0 0.0 | average 50.00%']
+
+
+@pytest.mark.parametrize('replay', ['generative', 'images'])
+def test_seeds_with_convolutions_match_runs_of_each_seed_alone(replay):
+  """Seeds in one program on images (Figure 5's setups): vmapped, or on
+  XLA:CPU one after another (`loops.seeds_in_sequence`), each seed's run is
+  its run alone."""
+  images, labels = _tiny3_images()
+  config = continual.ContinualConfig(
+      arch=TINY3, strategy=(1.0, 0.0, 0.0), num_tasks=3, iters_per_task=4,
+      batch_size=8, replay_size=8, learning_rate=3e-3, chunk_size=4,
+      inputs='images', replay=replay, extractor_trainable_until=1)
+  data = (images, labels)
+  batched = continual.run_seeds(config, data, data, [0, 1])
+  for seed, result in zip([0, 1], batched):
+    assert_results_close(result, continual.run(config, data, data, seed))
+
+
+def test_map_unrolled_is_vmap_one_slice_at_a_time():
+  fn = lambda x, y, s: (x @ y + s, jnp.sum(x))
+  xs = jax.random.normal(jax.random.key(0), (3, 4, 5))
+  y = jax.random.normal(jax.random.key(1), (5, 2))
+  s = jnp.arange(3.0)
+  chex.assert_trees_all_close(
+      jax.jit(loops.map_unrolled(fn, (0, None, 0)))(xs, y, s),
+      jax.vmap(fn, in_axes=(0, None, 0))(xs, y, s), rtol=1e-6)
+  with pytest.raises(ValueError, match='axis 0 only'):
+    loops.map_unrolled(fn, (1, None, 0))
+  with pytest.raises(ValueError, match='disagree'):
+    loops.map_unrolled(fn, (0, None, 0))(xs, y, jnp.arange(2.0))

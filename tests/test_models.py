@@ -98,6 +98,33 @@ class ClassifierTest(chex.TestCase):
     with pytest.raises(ValueError, match='level 2 out of range'):
       self.model.apply(self.variables, h, 2, method=Classifier.classify_from)
 
+  def test_classify_injected_equals_classify_from_row_for_row(self):
+    """Rows entering at several levels share one pass; each row gets the
+    logits `classify_from` gives it, in level order."""
+    model = Classifier(TINY3)
+    params = continual.init_classifier(TINY3, jax.random.key(4))['params']
+    keys = jax.random.split(jax.random.key(5), 3)
+    groups = (jax.random.normal(keys[0], (3, TINY3.level_dims[0])), None,
+              jax.random.normal(keys[2], (2, TINY3.level_dims[2])))
+    out = model.apply({'params': params}, groups,
+                      method=Classifier.classify_injected)
+    chex.assert_shape(out, (5, TINY3.num_classes))
+    expected = jnp.concatenate([
+        model.apply({'params': params}, rows, level,
+                    method=Classifier.classify_from)
+        for level, rows in enumerate(groups) if rows is not None])
+    chex.assert_trees_all_close(out, expected, rtol=1e-5, atol=1e-6)
+    # Nothing enters at level 0: fc_1 is not needed.
+    deep = {k: v for k, v in params.items() if k not in ('fc_1',
+                                                          'extractor')}
+    chex.assert_trees_all_close(
+        model.apply({'params': deep}, (None,) + groups[1:],
+                    method=Classifier.classify_injected), expected[3:],
+        rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match='2 inputs for tiny3'):
+      model.apply({'params': params}, groups[:2],
+                  method=Classifier.classify_injected)
+
   def test_levels_are_post_relu_hidden_outputs(self):
     params = self.variables['params']
     h0 = jax.random.normal(jax.random.key(2), (3, TINY.feature_dim))
@@ -214,3 +241,101 @@ def test_image_generator_without_convolutions_decodes_linear_pixels():
       method=image_generator.ImageGenerator.sample)
   chex.assert_shape(images, (64, 28, 28, 1))
   assert float(images.min()) < 0 < float(images.max())
+
+
+def _cpu_has_bfloat16_matmuls() -> bool:
+  try:
+    with open('/proc/cpuinfo') as fh:
+      flags = fh.read()
+  except OSError:
+    return False
+  return 'amx_bf16' in flags or 'avx512_bf16' in flags
+
+
+class Bfloat16MatmulTest(chex.TestCase):
+  """`--precision=BF16_BF16_F32` on XLA:CPU, which ignores dot algorithms:
+  dense layers cast their operands to bfloat16 themselves."""
+
+  def setUp(self):
+    super().setUp()
+    if jax.default_backend() != 'cpu':
+      self.skipTest('the explicit casts are for XLA:CPU only; other '
+                    'backends run the dot algorithm themselves')
+    from plr_jax import layers  # pylint: disable=g-import-not-at-top
+    self.layers = layers
+    keys = jax.random.split(jax.random.key(0), 3)
+    self.x = jax.random.normal(keys[0], (64, 48))
+    self.kernel = jax.random.normal(keys[1], (48, 40)) / 7
+    self.g = jax.random.normal(keys[2], (64, 40))
+
+  def _value_and_grads(self, fn):
+    y, vjp = jax.vjp(fn, self.x, self.kernel)
+    return (y,) + vjp(self.g)
+
+  def test_float32_is_a_plain_matmul(self):
+    assert not self.layers.casts_to_bfloat16()
+    y, dx, dkernel = self._value_and_grads(jax.jit(self.layers.matmul))
+    chex.assert_trees_all_close(
+        (y, dx, dkernel), self._value_and_grads(lambda x, k: x @ k),
+        rtol=1e-6)
+
+  def test_forward_and_both_gradients_take_bfloat16_operands(self):
+    bf16, f32 = jnp.bfloat16, jnp.float32
+    x16, kernel16, g16 = (a.astype(bf16) for a in (self.x, self.kernel,
+                                                    self.g))
+    expected = (
+        jnp.dot(x16, kernel16, preferred_element_type=f32),
+        jnp.dot(g16, kernel16.T, preferred_element_type=f32),
+        jnp.dot(x16.T, g16, preferred_element_type=f32))
+    exact = self._value_and_grads(lambda x, k: x @ k)
+    with jax.default_matmul_precision(self.layers.BF16_ALGORITHM):
+      assert self.layers.casts_to_bfloat16()
+      got = self._value_and_grads(jax.jit(self.layers.matmul))
+    chex.assert_trees_all_close(got, expected, rtol=1e-5, atol=1e-5)
+    for ours, full in zip(got, exact):
+      assert ours.dtype == jnp.float32
+      error = float(jnp.abs(ours - full).max() / jnp.abs(full).max())
+      assert 1e-5 < error < 2e-2, error  # bfloat16 rounding, no more
+
+  def test_leading_dimensions_and_vmap(self):
+    with jax.default_matmul_precision(self.layers.BF16_ALGORITHM):
+      flat = self.layers.matmul(self.x, self.kernel)
+      chex.assert_trees_all_close(
+          self.layers.matmul(self.x.reshape(4, 16, 48), self.kernel),
+          flat.reshape(4, 16, 40))
+      grad = jax.grad(lambda x, k: jnp.sum(self.layers.matmul(x, k) ** 2),
+                      argnums=1)
+      stacked = jax.vmap(grad)(jnp.stack([self.x, -self.x]),
+                               jnp.stack([self.kernel, self.kernel]))
+      chex.assert_trees_all_close(
+          stacked[1], grad(-self.x, self.kernel), rtol=1e-5)
+
+  @pytest.mark.skipif(not _cpu_has_bfloat16_matmuls(),
+                      reason='CPU without bfloat16 matmul instructions '
+                      '(AMX or AVX512-BF16): whether XLA keeps bfloat16 dots '
+                      'there is not what this test is about')
+  def test_compiled_dots_stay_bfloat16(self):
+    """XLA:CPU computes a bfloat16 dot in float32 when an operand is a
+    folded transpose (then slower than float32); every dot of the layer's
+    forward and backward must keep bfloat16 operands, vmapped too."""
+    import re  # pylint: disable=g-import-not-at-top
+
+    def loss(x, kernel):
+      return jnp.sum(jnp.tanh(self.layers.matmul(x, kernel)))
+
+    grad = jax.grad(loss, argnums=(0, 1))
+    with jax.default_matmul_precision(self.layers.BF16_ALGORITHM):
+      programs = [
+          jax.jit(grad).lower(self.x, self.kernel).compile().as_text(),
+          jax.jit(jax.vmap(grad)).lower(
+              jnp.stack([self.x] * 3),
+              jnp.stack([self.kernel] * 3)).compile().as_text()]
+    for text in programs:
+      dots = 0
+      for block in text.split('\n\n'):
+        types = dict(re.findall(r'%([\w.\-]+) = (\w+)\[', block))
+        for lhs, rhs in re.findall(r' dot\(%([\w.\-]+), %([\w.\-]+)\)',
+                                   block):
+          dots += 1
+          assert (types[lhs], types[rhs]) == ('bf16', 'bf16'), block
+      assert dots == 3, text

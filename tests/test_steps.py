@@ -377,3 +377,50 @@ def test_plr_step_with_hidden_levels_from_the_classifier():
   chex.assert_tree_all_finite(metrics)
   assert float(metrics['classifier/replay_loss']) > 0
   assert float(metrics['generator/replay_recon']) > 0
+
+
+def test_plr_step_with_bfloat16_matmuls_on_cpu():
+  """`BF16_BF16_F32` (explicit casts on XLA:CPU): the task-2 step stays close
+  to the float32 one and differs from it (the casts happen)."""
+  arch, (step, _) = TINY, _plr_step()
+  state = steps.end_task(_plr_state(arch, 0))
+  batch, info = _batch(arch, jax.random.key(3)), steps.task_info(2, ORDER, 3)
+  exact, exact_metrics = jax.jit(step)(state, batch, info)
+  with jax.default_matmul_precision('BF16_BF16_F32'):
+    ours, metrics = jax.jit(step)(state, batch, info)
+  chex.assert_tree_all_finite((ours.classifier, ours.generator, metrics))
+  chex.assert_trees_all_close(metrics, exact_metrics, rtol=2e-2, atol=2e-3)
+  chex.assert_trees_all_close((ours.classifier, ours.generator),
+                              (exact.classifier, exact.generator), atol=2e-3)
+  losses_differ = any(float(metrics[k]) != float(exact_metrics[k])
+                      for k in metrics)
+  assert losses_differ == (jax.default_backend() == 'cpu')
+
+
+def _dot_count(jaxpr) -> int:
+  """dot_general equations in a jaxpr, nested ones (pjit, custom_vjp) too."""
+  count = 0
+  for eqn in jaxpr.eqns:
+    count += eqn.primitive.name == 'dot_general'
+    for value in eqn.params.values():
+      inner = getattr(value, 'jaxpr', value)  # a ClosedJaxpr or a Jaxpr
+      if hasattr(inner, 'eqns'):
+        count += _dot_count(inner)
+  return count
+
+
+@pytest.mark.parametrize('strategy', [(1.0, 0.0, 0.0), (0.0, 0.5, 0.5),
+                                      (0.2, 0.3, 0.5)])
+def test_one_pass_runs_each_layer_once(strategy):
+  """With the phase known, current rows and every replay slice go through
+  the classifier in one pass: each layer's forward, kernel gradient and
+  input gradient (none for fc_1, whose input is data) are one matmul each,
+  whatever the strategy."""
+  arch = TINY3
+  tx = optim.adam(1e-3)
+  step = steps.make_classifier_step(arch, tx, strategy, 12, jit=False)
+  args = (_classifier_state(arch, tx), _batch(arch, jax.random.key(0)),
+          _replay(arch, jax.random.key(1)))
+  info = steps.task_info(2, ORDER, 3, phase=steps.Phase.of(2))
+  layers = arch.num_levels + 1
+  assert _dot_count(jax.make_jaxpr(step)(*args, info).jaxpr) == 3 * layers - 1
