@@ -92,6 +92,13 @@ a1() {  # a1 NAME TIMEOUT_S FLAGS...: a full-length ARCH1 [0.3, 0.7] run on them
     $EXTRACTOR $CIFAR_EXTRA --strategy=0.3,0.7 --mfid=false --data_label=fake "$@"
   cp /tmp/w/$name/results.json "$LOGS/$name.json" 2>/dev/null
 }
+a1_tf32() {  # a1_tf32 NAME TIMEOUT_S SEEDS: a full ARCH1 run at TF32, loop mode $MODE
+  a1 $1 $2 --seeds=$3 --checkpoint_every=0 --precision=tensorfloat32 $MODE
+}
+profile_tf32() {  # where an ARCH1 iteration's time goes at TF32, loop mode $MODE
+  step profile_tf32 $(left 60) $PY -m benchmarks.profile $PROFILE \
+    --precision=tensorfloat32 $MODE --out="$LOGS/profile_tf32.json"
+}
 fm() {  # fm SETUP PRECISION TIMEOUT_S
   step fm_$1_$2 $3 $PY -m experiments.fashion_mnist --workdir=/tmp/w/fm_$1_$2 \
     --data_dir=$PWD/.gpu/fmnist --setup=$1 --precision=$2 --seeds=0,1,2 \
@@ -143,14 +150,11 @@ elif [ "$PHASE" = 7 ]; then
     --strategies='ir;0.3,0.7' --precision=tensorfloat32,BF16_BF16_F32 $MODE \
     --out="$LOGS/bench_arch1.json"
   fake100
-  a1 a1_full_1seed_tf32 $(left 100) --seeds=0 --checkpoint_every=0 \
-    --precision=tensorfloat32 $MODE
+  a1_tf32 a1_full_1seed_tf32 $(left 100) 0
   a1 a1_full_1seed_bf16 $(left 90) --seeds=0 --checkpoint_every=0 \
     --precision=BF16_BF16_F32 $MODE
-  a1 a1_full_3seeds_tf32 $(left 170) --seeds=0,1,2 --checkpoint_every=0 \
-    --precision=tensorfloat32 $MODE
-  step profile_tf32 $(left 60) $PY -m benchmarks.profile $PROFILE \
-    --precision=tensorfloat32 $MODE --out="$LOGS/profile_tf32.json"
+  a1_tf32 a1_full_3seeds_tf32 $(left 170) 0,1,2
+  profile_tf32
 elif [ "$PHASE" = 4 ]; then
   fake100
   a1 a1_full_3seeds_tf32 220 --seeds=0,1,2 --checkpoint_every=0 --precision=tensorfloat32
@@ -171,12 +175,9 @@ else
   MODE="--task_phases=$1 --scan_unroll=$2"
   fake100
   export XLA_FLAGS=$XF
-  a1 a1_full_1seed_tf32 $(left 150) --seeds=0 --checkpoint_every=0 \
-    --precision=tensorfloat32 $MODE
-  a1 a1_full_3seeds_tf32 $(left 190) --seeds=0,1,2 --checkpoint_every=0 \
-    --precision=tensorfloat32 $MODE
-  step profile_tf32 $(left 60) $PY -m benchmarks.profile $PROFILE \
-    --precision=tensorfloat32 $MODE --out="$LOGS/profile_tf32.json"
+  a1_tf32 a1_full_1seed_tf32 $(left 150) 0
+  a1_tf32 a1_full_3seeds_tf32 $(left 190) 0,1,2
+  profile_tf32
   # --strategies applies to every --archs, so one benchmark per architecture.
   for run in "${ARCH_RUNS[@]}"; do
     set -- $run

@@ -101,31 +101,38 @@ class Classifier(nn.Module):
       h = nn.relu(self.fc[str(j)](h))
     return self.head(h)
 
-  def classify_injected(self, inputs: tuple[jax.Array | None, ...]
-                        ) -> jax.Array:
+  def classify_injected(self, features: jax.Array | None,
+                        injected: tuple[jax.Array | None, ...]) -> jax.Array:
     """Logits of rows that enter the stack at different levels, in one pass.
 
-    Rows entering at level n join, after fc_n, the rows that entered below,
-    so every layer runs once over all the rows that pass it (one large
-    matmul instead of one per entry level). Row for row the same as
-    `classify_from` of each group.
+    Rows injected at level n join, after fc_n, the rows coming from below,
+    so every layer runs one matmul over all the rows that reach it. Injected
+    rows are constants for autodiff (replayed features): no gradient flows
+    into them, and none is computed (`layers.matmul`'s `constant_rows`), so
+    the pass costs the FLOPs of separate `classify_from` passes. Row for row
+    the same logits as `classify_from` of each group.
 
     Args:
-      inputs: one entry per level: rows entering at level n, [B_n, D_n], or
-        None; at least one is not None.
+      features: level-0 rows that gradients may flow into (the current
+        batch), [B, D_0], or None.
+      injected: one entry per level: constant rows entering at level n,
+        [B_n, D_n], or None.
 
     Returns:
-      Logits [sum B_n, classes]: level 0's rows first, then level 1's, ...
+      Logits [B + sum B_n, classes]: `features`' rows first, then level 0's
+      injected rows, level 1's, ...
     """
-    if len(inputs) != self.arch.num_levels:
-      raise ValueError(f'{len(inputs)} inputs for {self.arch.name} '
-                       f'({self.arch.num_levels} levels)')
-    h = None
-    for n, rows in enumerate(inputs):
+    if len(injected) != self.arch.num_levels:
+      raise ValueError(f'{len(injected)} injected levels for '
+                       f'{self.arch.name} ({self.arch.num_levels} levels)')
+    h = features
+    for n, rows in enumerate(injected):
+      constant = 0
       if rows is not None:
+        constant = rows.shape[0]
         h = rows if h is None else jnp.concatenate([h, rows])
       if h is not None:
-        h = nn.relu(self.fc[str(n + 1)](h))
+        h = nn.relu(self.fc[str(n + 1)](h, constant))
     if h is None:
       raise ValueError('classify_injected needs rows at some level')
     return self.head(h)

@@ -6,6 +6,8 @@ bias) would also train, but matching the reference keeps the accuracy numbers
 comparable.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import flax.linen as nn
@@ -45,44 +47,83 @@ def _row_major_transpose(a: jax.Array) -> jax.Array:
   return jnp.transpose(a[..., None], (1, 0, 2))[..., 0]
 
 
-@jax.custom_vjp
-def _bf16_matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  return _bf16_matmul_fwd(x, kernel)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _matmul(x: jax.Array, kernel: jax.Array, constant_rows: int,
+            bfloat16: bool) -> jax.Array:
+  """[B, K] x [K, N] with a hand-written VJP (see `matmul`)."""
+  if bfloat16:
+    x, kernel = x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16)
+  return jnp.dot(x, kernel, preferred_element_type=jnp.float32)
 
 
-def _bf16_matmul_fwd(x, kernel):
-  x16, kernel16 = x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16)
-  y = jnp.dot(x16, kernel16, preferred_element_type=jnp.float32)
-  return y.astype(x.dtype), (x16, kernel16)
+def _matmul_fwd(x, kernel, constant_rows, bfloat16):
+  # Symbolic zeros: `perturbed` says whether an operand is differentiated,
+  # so that the backward pass computes only the gradients that are used.
+  x_value, kernel_value = x.value, kernel.value
+  if bfloat16:
+    x_value = x_value.astype(jnp.bfloat16)
+    kernel_value = kernel_value.astype(jnp.bfloat16)
+  y = jnp.dot(x_value, kernel_value, preferred_element_type=jnp.float32)
+  return y, (x_value if kernel.perturbed else None,
+             kernel_value if x.perturbed else None)
 
 
-def _bf16_matmul_bwd(residuals, g):
-  x16, kernel16 = residuals
-  g16 = g.astype(jnp.bfloat16)
-  dx = jax.lax.dot_general(g16, kernel16, (((1,), (1,)), ((), ())),
-                           preferred_element_type=jnp.float32)
-  dkernel = jnp.dot(_row_major_transpose(x16), g16,
-                    preferred_element_type=jnp.float32)
-  return dx.astype(g.dtype), dkernel.astype(g.dtype)
+def _matmul_bwd(constant_rows, bfloat16, residuals, g):
+  x_value, kernel_value = residuals
+  if isinstance(g, jax.custom_derivatives.SymbolicZero):
+    return None, None
+  dtype = g.dtype
+  if bfloat16:
+    g = g.astype(jnp.bfloat16)
+  dx = dkernel = None
+  if kernel_value is not None:
+    live = g.shape[0] - constant_rows
+    dx = jax.lax.dot_general(g[:live], kernel_value, (((1,), (1,)), ((), ())),
+                             preferred_element_type=jnp.float32)
+    if constant_rows:
+      dx = jnp.concatenate([dx, jnp.zeros((constant_rows, dx.shape[1]),
+                                          dx.dtype)])
+    dx = dx.astype(dtype)
+  if x_value is not None:
+    x_t = _row_major_transpose(x_value) if bfloat16 else x_value.T
+    dkernel = jnp.dot(x_t, g, preferred_element_type=jnp.float32).astype(
+        dtype)
+  return dx, dkernel
 
 
-_bf16_matmul.defvjp(_bf16_matmul_fwd, _bf16_matmul_bwd)
+_matmul.defvjp(_matmul_fwd, _matmul_bwd, symbolic_zeros=True)
 
 
-def matmul(x: jax.Array, kernel: jax.Array) -> jax.Array:
-  """`x @ kernel` ([..., K] x [K, N]) at JAX's default matmul precision.
+def matmul(x: jax.Array, kernel: jax.Array, constant_rows: int = 0
+           ) -> jax.Array:
+  """`x @ kernel` ([..., K] x [K, N], one dtype) at JAX's default precision.
 
   Under `BF16_BF16_F32` on XLA:CPU the operands are cast to bfloat16 here,
-  forward and backward (a custom VJP, so the two gradient matmuls also take
-  bfloat16 operands), with float32 accumulation: the arithmetic the algorithm
-  asks for, which CPUs with AMX or AVX512-BF16 run several times faster than
-  float32. Everywhere else a plain matmul.
+  forward and backward (the two gradient matmuls also take bfloat16
+  operands), with float32 accumulation: the arithmetic the algorithm asks
+  for, which CPUs with AMX or AVX512-BF16 run several times faster than
+  float32.
+
+  Args:
+    x: the inputs; with `constant_rows`, a matrix.
+    kernel: the weights.
+    constant_rows: the last rows of `x` are constants for autodiff (replayed
+      features injected at a layer's input): their input gradient is zero
+      and never computed, so a layer that runs over rows from below and
+      injected rows in one matmul costs no more than over the former alone.
+
+  Returns:
+    `x @ kernel`, a plain matmul (XLA's autodiff) where neither option
+    applies.
   """
-  if not casts_to_bfloat16():
+  bfloat16 = casts_to_bfloat16()
+  if not (bfloat16 or constant_rows):
     return x @ kernel
+  if constant_rows and x.ndim != 2:
+    raise ValueError(f'constant_rows needs a matrix, got shape {x.shape}')
   batch = x.shape[:-1]
-  y = _bf16_matmul(x.reshape(-1, x.shape[-1]), kernel)
-  return y.reshape(*batch, kernel.shape[-1])
+  y = _matmul(x.reshape(-1, x.shape[-1]), kernel, constant_rows, bfloat16)
+  return y.astype(x.dtype).reshape(*batch, kernel.shape[-1])
 
 
 class Dense(nn.Module):
@@ -90,12 +131,13 @@ class Dense(nn.Module):
   features: int
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, constant_rows: int = 0) -> jax.Array:
+    """`x @ kernel + bias`; `constant_rows` as for `matmul`."""
     fan_in = x.shape[-1]
     bound = 1.0 / np.sqrt(fan_in)
     kernel = self.param('kernel', _uniform(bound), (fan_in, self.features))
     bias = self.param('bias', _uniform(bound), (self.features,))
-    return matmul(x, kernel) + bias
+    return matmul(x, kernel, constant_rows) + bias
 
 
 class Conv(nn.Module):

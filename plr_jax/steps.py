@@ -240,9 +240,7 @@ def make_classifier_step(
 
   def current_inputs(params, extra, batch: Batch):
     """What the current batch feeds the stack: images or level-0 rows."""
-    if replay_images:
-      return batch.x
-    if inputs == 'images':
+    if inputs == 'images' and not replay_images:
       return model.apply({'params': params, **extra}, batch.x,
                          method=Classifier.extract)
     return batch.x
@@ -258,16 +256,15 @@ def make_classifier_step(
       offset += size
     return tuple(entries)
 
-  def logits_of(params, extra, entries):
-    """One pass over rows grouped by entry level (images: one group)."""
+  def logits_of(params, extra, current, replayed):
+    """One pass over the current rows (or None) and the replayed entries
+    (or None); images: one batch through the whole classifier."""
     if replay_images:
-      return model.apply({'params': params, **extra}, entries[0])
-    return model.apply({'params': params}, entries,
+      rows = [r for r in (current, replayed and replayed[0]) if r is not None]
+      return model.apply({'params': params, **extra}, jnp.concatenate(rows))
+    return model.apply({'params': params}, current,
+                       replayed or (None,) * len(slices),
                        method=Classifier.classify_injected)
-
-  def joined(current, replayed):
-    return tuple(r if c is None else c if r is None else
-                 jnp.concatenate([c, r]) for c, r in zip(current, replayed))
 
   def distillation(logits, replay: replay_lib.ReplayBatch, info: TaskInfo):
     return jnp.mean(losses.distillation(logits, replay.logits, info.replayed,
@@ -275,7 +272,7 @@ def make_classifier_step(
 
   def replay_loss(params, extra, replay: replay_lib.ReplayBatch,
                   info: TaskInfo):
-    return distillation(logits_of(params, extra, replay_inputs(replay)),
+    return distillation(logits_of(params, extra, None, replay_inputs(replay)),
                         replay, info)
 
   def loss_fn(params, extra, batch: Batch, replay, info: TaskInfo):
@@ -291,19 +288,17 @@ def make_classifier_step(
     one_pass = (replay is not None and info.phase is not None
                 and info.phase.replaying)
     if with_current:
-      entries = (current_inputs(params, extra, batch),)
-      entries += (None,) * (len(slices) - 1 if not replay_images else 0)
+      current_rows = current_inputs(params, extra, batch)
       if one_pass:
-        logits = logits_of(params, extra,
-                           joined(entries, replay_inputs(replay)))
+        logits = logits_of(params, extra, current_rows, replay_inputs(replay))
         logits, replay_logits = jnp.split(logits, [batch.x.shape[0]])
       else:
-        logits = logits_of(params, extra, entries)
+        logits = logits_of(params, extra, current_rows, None)
       current = jnp.mean(losses.cross_entropy(logits, batch.y, info.active))
       metrics['current_loss'] = current
       loss += current_weight * current
     elif one_pass:
-      replay_logits = logits_of(params, extra, replay_inputs(replay))
+      replay_logits = logits_of(params, extra, None, replay_inputs(replay))
     if replay is not None:
       if one_pass:
         replayed = distillation(replay_logits, replay, info)

@@ -100,29 +100,47 @@ class ClassifierTest(chex.TestCase):
 
   def test_classify_injected_equals_classify_from_row_for_row(self):
     """Rows entering at several levels share one pass; each row gets the
-    logits `classify_from` gives it, in level order."""
+    logits `classify_from` gives it, and the gradients are those of separate
+    passes with the injected rows held constant."""
     model = Classifier(TINY3)
     params = continual.init_classifier(TINY3, jax.random.key(4))['params']
-    keys = jax.random.split(jax.random.key(5), 3)
-    groups = (jax.random.normal(keys[0], (3, TINY3.level_dims[0])), None,
-              jax.random.normal(keys[2], (2, TINY3.level_dims[2])))
-    out = model.apply({'params': params}, groups,
-                      method=Classifier.classify_injected)
-    chex.assert_shape(out, (5, TINY3.num_classes))
-    expected = jnp.concatenate([
-        model.apply({'params': params}, rows, level,
-                    method=Classifier.classify_from)
-        for level, rows in enumerate(groups) if rows is not None])
-    chex.assert_trees_all_close(out, expected, rtol=1e-5, atol=1e-6)
-    # Nothing enters at level 0: fc_1 is not needed.
-    deep = {k: v for k, v in params.items() if k not in ('fc_1',
-                                                          'extractor')}
+    params = {k: v for k, v in params.items() if k != 'extractor'}
+    keys = jax.random.split(jax.random.key(5), 4)
+    features = jax.random.normal(keys[0], (4, TINY3.level_dims[0]))
+    injected = (jax.random.normal(keys[1], (3, TINY3.level_dims[0])), None,
+                jax.random.normal(keys[2], (2, TINY3.level_dims[2])))
+    weights = jax.random.normal(keys[3], (9, TINY3.num_classes))
+
+    def one_pass(params, features):
+      return model.apply({'params': params}, features, injected,
+                         method=Classifier.classify_injected)
+
+    def separate(params, features):
+      groups = [(features, 0)] + [(jax.lax.stop_gradient(rows), level)
+                                  for level, rows in enumerate(injected)
+                                  if rows is not None]
+      return jnp.concatenate([
+          model.apply({'params': params}, rows, level,
+                      method=Classifier.classify_from)
+          for rows, level in groups])
+
+    out = one_pass(params, features)
+    chex.assert_shape(out, (9, TINY3.num_classes))
+    chex.assert_trees_all_close(out, separate(params, features), rtol=1e-5,
+                                atol=1e-6)
+    loss = lambda f: lambda p, x: jnp.sum(f(p, x) * weights)
     chex.assert_trees_all_close(
-        model.apply({'params': deep}, (None,) + groups[1:],
-                    method=Classifier.classify_injected), expected[3:],
+        jax.grad(loss(one_pass), argnums=(0, 1))(params, features),
+        jax.grad(loss(separate), argnums=(0, 1))(params, features),
+        rtol=1e-5, atol=1e-5)
+    # Nothing enters at level 0: fc_1 is not needed.
+    deep = {k: v for k, v in params.items() if k != 'fc_1'}
+    chex.assert_trees_all_close(
+        model.apply({'params': deep}, None, (None,) + injected[1:],
+                    method=Classifier.classify_injected), out[7:],
         rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match='2 inputs for tiny3'):
-      model.apply({'params': params}, groups[:2],
+    with pytest.raises(ValueError, match='2 injected levels for tiny3'):
+      model.apply({'params': params}, features, injected[:2],
                   method=Classifier.classify_injected)
 
   def test_levels_are_post_relu_hidden_outputs(self):
@@ -296,6 +314,22 @@ class Bfloat16MatmulTest(chex.TestCase):
       assert ours.dtype == jnp.float32
       error = float(jnp.abs(ours - full).max() / jnp.abs(full).max())
       assert 1e-5 < error < 2e-2, error  # bfloat16 rounding, no more
+
+  def test_constant_rows_get_no_gradient(self):
+    """`constant_rows`: the last rows' input gradient is zero, the others'
+    and the kernel's are those of a plain matmul; also with bfloat16."""
+    rows = 24
+    plain = self._value_and_grads(lambda x, k: x @ k)
+    for precision in ('float32', self.layers.BF16_ALGORITHM):
+      with jax.default_matmul_precision(precision):
+        y, dx, dkernel = self._value_and_grads(
+            lambda x, k: self.layers.matmul(x, k, constant_rows=rows))
+      tol = 1e-5 if precision == 'float32' else 3e-2
+      chex.assert_trees_all_close((y, dx[:-rows]), (plain[0], plain[1][:-rows]),
+                                  rtol=tol, atol=tol)
+      assert float(jnp.abs(dx[-rows:]).max()) == 0.0
+      # The kernel's gradient sees every row.
+      chex.assert_trees_all_close(dkernel, plain[2], rtol=tol, atol=tol * 10)
 
   def test_leading_dimensions_and_vmap(self):
     with jax.default_matmul_precision(self.layers.BF16_ALGORITHM):

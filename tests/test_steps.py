@@ -16,6 +16,7 @@ from plr_jax import losses
 from plr_jax import optim
 from plr_jax import replay as replay_lib
 from plr_jax import steps
+from plr_jax import strategy as strategy_lib
 from tests.conftest import TINY, TINY3
 
 ORDER = np.arange(6)
@@ -397,30 +398,51 @@ def test_plr_step_with_bfloat16_matmuls_on_cpu():
   assert losses_differ == (jax.default_backend() == 'cpu')
 
 
-def _dot_count(jaxpr) -> int:
-  """dot_general equations in a jaxpr, nested ones (pjit, custom_vjp) too."""
-  count = 0
+def _dots(jaxpr) -> list[int]:
+  """FLOPs of every dot_general in a jaxpr, nested ones (pjit, custom VJPs)
+  too."""
+  flops = []
   for eqn in jaxpr.eqns:
-    count += eqn.primitive.name == 'dot_general'
+    if eqn.primitive.name == 'dot_general':
+      (contract, _), _ = eqn.params['dimension_numbers']
+      lhs = eqn.invars[0].aval.shape
+      size = int(np.prod([lhs[d] for d in contract]))
+      flops.append(2 * size * int(np.prod(eqn.outvars[0].aval.shape)))
     for value in eqn.params.values():
       inner = getattr(value, 'jaxpr', value)  # a ClosedJaxpr or a Jaxpr
       if hasattr(inner, 'eqns'):
-        count += _dot_count(inner)
-  return count
+        flops += _dots(inner)
+  return flops
 
 
 @pytest.mark.parametrize('strategy', [(1.0, 0.0, 0.0), (0.0, 0.5, 0.5),
                                       (0.2, 0.3, 0.5)])
-def test_one_pass_runs_each_layer_once(strategy):
+@pytest.mark.parametrize('with_current', [True, False])
+def test_one_pass_runs_each_layer_once(strategy, with_current):
   """With the phase known, current rows and every replay slice go through
-  the classifier in one pass: each layer's forward, kernel gradient and
-  input gradient (none for fc_1, whose input is data) are one matmul each,
-  whatever the strategy."""
-  arch = TINY3
+  the classifier in one pass: each layer's forward and kernel gradient are
+  one matmul over all the rows that reach it, its input gradient one over
+  the rows that came from below (none for data and injected rows), so the
+  matmuls do exactly the arithmetic of separate passes per slice."""
+  arch, batch, replay_size = TINY3, 8, 12
   tx = optim.adam(1e-3)
-  step = steps.make_classifier_step(arch, tx, strategy, 12, jit=False)
-  args = (_classifier_state(arch, tx), _batch(arch, jax.random.key(0)),
-          _replay(arch, jax.random.key(1)))
+  step = steps.make_classifier_step(arch, tx, strategy, replay_size,
+                                    with_current=with_current, jit=False)
+  args = (_classifier_state(arch, tx), _batch(arch, jax.random.key(0), batch),
+          _replay(arch, jax.random.key(1), replay_size))
   info = steps.task_info(2, ORDER, 3, phase=steps.Phase.of(2))
-  layers = arch.num_levels + 1
-  assert _dot_count(jax.make_jaxpr(step)(*args, info).jaxpr) == 3 * layers - 1
+  dots = _dots(jax.make_jaxpr(step)(*args, info).jaxpr)
+  ins = arch.level_dims + (arch.hidden[-1],)
+  outs = arch.hidden + (arch.num_classes,)
+  slices = strategy_lib.split_batch(strategy, replay_size)
+  expected, below = [], 0
+  for j in range(arch.num_levels + 1):  # fc_1 .. fc_H, head
+    injected = slices[j] if j < arch.num_levels else 0
+    if j == 0 and with_current:
+      injected += batch  # data: no input gradient either
+    rows = below + injected
+    if rows:
+      layer = 2 * ins[j] * outs[j]
+      expected += [layer * rows] * 2 + ([layer * below] if below else [])
+    below = rows
+  assert sorted(dots) == sorted(expected)
