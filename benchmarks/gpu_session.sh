@@ -23,7 +23,14 @@
 # bfloat16, full ARCH1 runs (1 seed TF32, 1 seed bfloat16, 3 seeds TF32),
 # then the profile.
 # Needs .gpu/extractor_arch1 (an ARCH1 extractor checkpoint) and .gpu/fmnist
-# (the four Fashion-MNIST .gz files) carried beside the tree. Each step runs
+# (the four Fashion-MNIST .gz files) carried beside the tree (`run`'s carry:
+# [".gpu"]). Timing runs need no well-trained extractor; on the CPU, in
+# under a minute:
+#   python -c "from tests import fake_data; fake_data.write_cifar10('/tmp/fake10', 50, 10)"
+#   python -m experiments.pretrain --workdir=.gpu/extractor_arch1 --data_dir=/tmp/fake10 \
+#     --arch=arch1 --epochs=1 --seeds=0 --data_label=fake
+#   mkdir -p .gpu/fmnist && cp /usr/share/datasets/fashion-mnist/*.gz .gpu/fmnist/
+#   echo .gpu/ >> .git/info/exclude Each step runs
 # under its own time limit; after each one every log and result so far is
 # packed into OUT_DIR/gpu_session.tgz. JAX's persistent compilation cache
 # (with XLA's per-fusion autotuning cache) in /tmp/jax_cache is shared by the
