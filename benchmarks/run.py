@@ -45,6 +45,7 @@ from plr_jax import checkpoint
 from plr_jax import config as config_lib
 from plr_jax import continual
 from plr_jax import experiment
+from plr_jax import layers
 from plr_jax import optim
 from plr_jax import replay as replay_lib
 from plr_jax import steps
@@ -108,9 +109,8 @@ def host_cpu() -> str:
     return ''
   names = [line.split(':', 1)[1].strip() for line in info.splitlines()
            if line.startswith('model name')]
-  flags = set(info.split())
-  bf16 = [f for f in ('avx512_bf16', 'amx_bf16') if f in flags]
-  return ', '.join(names[:1] + [f'{os.cpu_count()} cores'] + bf16)
+  return ', '.join(names[:1] + [f'{os.cpu_count()} cores']
+                   + list(layers.cpu_bfloat16_instructions()))
 
 
 def _timed(fn, state, repeats):

@@ -36,6 +36,20 @@ def casts_to_bfloat16() -> bool:
           and jax.default_backend() == 'cpu')
 
 
+# /proc/cpuinfo flags of the instructions behind fast bfloat16 matmuls.
+BFLOAT16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
+
+
+def cpu_bfloat16_instructions() -> tuple[str, ...]:
+  """Which of `BFLOAT16_CPU_FLAGS` the host CPU has (Linux; () elsewhere)."""
+  try:
+    with open('/proc/cpuinfo') as fh:
+      flags = set(fh.read().split())
+  except OSError:
+    return ()
+  return tuple(f for f in BFLOAT16_CPU_FLAGS if f in flags)
+
+
 def _row_major_transpose(a: jax.Array) -> jax.Array:
   """`a.T` for a matrix, as a copy in row-major layout.
 
@@ -47,22 +61,24 @@ def _row_major_transpose(a: jax.Array) -> jax.Array:
   return jnp.transpose(a[..., None], (1, 0, 2))[..., 0]
 
 
+def _operands(x, kernel, bfloat16: bool):
+  if bfloat16:
+    return x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16)
+  return x, kernel
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _matmul(x: jax.Array, kernel: jax.Array, constant_rows: int,
             bfloat16: bool) -> jax.Array:
   """[B, K] x [K, N] with a hand-written VJP (see `matmul`)."""
-  if bfloat16:
-    x, kernel = x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16)
-  return jnp.dot(x, kernel, preferred_element_type=jnp.float32)
+  return jnp.dot(*_operands(x, kernel, bfloat16),
+                 preferred_element_type=jnp.float32)
 
 
 def _matmul_fwd(x, kernel, constant_rows, bfloat16):
   # Symbolic zeros: `perturbed` says whether an operand is differentiated,
   # so that the backward pass computes only the gradients that are used.
-  x_value, kernel_value = x.value, kernel.value
-  if bfloat16:
-    x_value = x_value.astype(jnp.bfloat16)
-    kernel_value = kernel_value.astype(jnp.bfloat16)
+  x_value, kernel_value = _operands(x.value, kernel.value, bfloat16)
   y = jnp.dot(x_value, kernel_value, preferred_element_type=jnp.float32)
   return y, (x_value if kernel.perturbed else None,
              kernel_value if x.perturbed else None)

@@ -159,6 +159,14 @@ def when_replaying(info: TaskInfo, replay_fn: Callable[..., Any],
                       replay_fn(*operands), otherwise(*operands))
 
 
+def replays_in_one_pass(info: TaskInfo, replay) -> bool:
+  """Whether a step runs its current and replayed rows through a network in
+  one pass: the phase is known to replay (so no branch on the task hides
+  the replay) and there is a replay batch."""
+  return (replay is not None and info.phase is not None
+          and info.phase.replaying)
+
+
 def trains_until(info: TaskInfo, last_task: int) -> Any:
   """Whether layers trained up to `last_task` (inclusive) still train.
 
@@ -285,8 +293,7 @@ def make_classifier_step(
     # With the phase known to replay, current rows and replay slices share
     # one pass through the stack (each layer one matmul over every row that
     # reaches it); otherwise the replay pass sits behind `when_replaying`.
-    one_pass = (replay is not None and info.phase is not None
-                and info.phase.replaying)
+    one_pass = replays_in_one_pass(info, replay)
     if with_current:
       current_rows = current_inputs(params, extra, batch)
       if one_pass:
@@ -353,19 +360,21 @@ def make_generator_step(
       return levels
     return tuple(levels[n] for n in recon_levels)
 
-  def vae(params, x, key):
-    """`(mean, logvar, z, outputs)` of rows `x` with noise drawn from `key`."""
-    return model.apply({'params': params}, x,
-                       generator_lib.latent_noise(model.arch, key, x),
+  def noise(key, x):
+    return generator_lib.latent_noise(model.arch, key, x)
+
+  def forward(params, x, eps):
+    """`(mean, logvar, z, outputs)` of rows `x` with the noise `eps`."""
+    return model.apply({'params': params}, x, eps,
                        method=type(model).reconstruct)
+
+  def vae(params, x, key):
+    return forward(params, x, noise(key, x))
 
   def vae_joint(params, x, key, replay_x, replay_key):
     """`vae` of two batches in one pass, each with its own noise."""
-    eps = jnp.concatenate([generator_lib.latent_noise(model.arch, key, x),
-                           generator_lib.latent_noise(model.arch, replay_key,
-                                                      replay_x)])
-    out = model.apply({'params': params}, jnp.concatenate([x, replay_x]),
-                      eps, method=type(model).reconstruct)
+    out = forward(params, jnp.concatenate([x, replay_x]),
+                  jnp.concatenate([noise(key, x), noise(replay_key, replay_x)]))
     rows = x.shape[0]
     return (jax.tree.map(lambda a: a[:rows], out),
             jax.tree.map(lambda a: a[rows:], out))
@@ -390,8 +399,7 @@ def make_generator_step(
     loss = 0.0
     # With the phase known to replay, current and replayed rows share one
     # pass through the VAE (each with the noise it would get alone).
-    one_pass = (with_current and replay is not None
-                and info.phase is not None and info.phase.replaying)
+    one_pass = with_current and replays_in_one_pass(info, replay)
     if one_pass:
       current_out, replay_out = vae_joint(params, levels[0], current_key,
                                           replay.levels[0], replay_key)

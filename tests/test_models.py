@@ -1,5 +1,7 @@
 """Classifier and generator entry points: shapes, routing, sampling."""
 
+import re
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -11,6 +13,7 @@ from plr_jax import config
 from plr_jax import continual
 from plr_jax import generator as generator_lib
 from plr_jax import image_generator
+from plr_jax import layers
 from tests.conftest import TINY, TINY3
 
 Classifier = classifier_lib.Classifier
@@ -233,7 +236,6 @@ def test_sub_pixel_conv_transpose_equals_flax(stride, size):
   """`layers.ConvTranspose` has the parameters (names, shapes, initial
   values) and outputs of `nn.ConvTranspose(..., padding="SAME")`."""
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
-  from plr_jax import layers  # pylint: disable=g-import-not-at-top
   x = jax.random.normal(jax.random.key(0), (2, size, size + 1, 3))
   ours = layers.ConvTranspose(4, stride)
   flax_layer = nn.ConvTranspose(4, (3, 3), strides=(stride, stride),
@@ -261,15 +263,6 @@ def test_image_generator_without_convolutions_decodes_linear_pixels():
   assert float(images.min()) < 0 < float(images.max())
 
 
-def _cpu_has_bfloat16_matmuls() -> bool:
-  try:
-    with open('/proc/cpuinfo') as fh:
-      flags = fh.read()
-  except OSError:
-    return False
-  return 'amx_bf16' in flags or 'avx512_bf16' in flags
-
-
 class Bfloat16MatmulTest(chex.TestCase):
   """`--precision=BF16_BF16_F32` on XLA:CPU, which ignores dot algorithms:
   dense layers cast their operands to bfloat16 themselves."""
@@ -279,7 +272,6 @@ class Bfloat16MatmulTest(chex.TestCase):
     if jax.default_backend() != 'cpu':
       self.skipTest('the explicit casts are for XLA:CPU only; other '
                     'backends run the dot algorithm themselves')
-    from plr_jax import layers  # pylint: disable=g-import-not-at-top
     self.layers = layers
     keys = jax.random.split(jax.random.key(0), 3)
     self.x = jax.random.normal(keys[0], (64, 48))
@@ -344,7 +336,7 @@ class Bfloat16MatmulTest(chex.TestCase):
       chex.assert_trees_all_close(
           stacked[1], grad(-self.x, self.kernel), rtol=1e-5)
 
-  @pytest.mark.skipif(not _cpu_has_bfloat16_matmuls(),
+  @pytest.mark.skipif(not layers.cpu_bfloat16_instructions(),
                       reason='CPU without bfloat16 matmul instructions '
                       '(AMX or AVX512-BF16): whether XLA keeps bfloat16 dots '
                       'there is not what this test is about')
@@ -352,8 +344,6 @@ class Bfloat16MatmulTest(chex.TestCase):
     """XLA:CPU computes a bfloat16 dot in float32 when an operand is a
     folded transpose (then slower than float32); every dot of the layer's
     forward and backward must keep bfloat16 operands, vmapped too."""
-    import re  # pylint: disable=g-import-not-at-top
-
     def loss(x, kernel):
       return jnp.sum(jnp.tanh(self.layers.matmul(x, kernel)))
 
