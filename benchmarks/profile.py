@@ -1,8 +1,9 @@
 r"""Where an iteration's time goes: `python -m benchmarks.profile`.
 
 Traces one task-2 chunk (replay on) of `--iters` iterations with
-`jax.profiler`, after a compiling and a warm-up chunk, and summarises the
-trace without TensorBoard: for every timeline line of the device (on a CPU,
+`jax.profiler` (with `--part=replay_update`, of the classifier's replay
+update alone, as `benchmarks.run` times it), after a compiling and a
+warm-up chunk, and summarises the trace without TensorBoard: for every timeline line of the device (on a CPU,
 of XLA's host threads) the events per iteration, the time per iteration in
 which the line was busy (the union of its events), and the events that took
 the most time, by name and by kind (the name without its numeric suffix:
@@ -14,6 +15,7 @@ iteration is launch-bound. Examples:
   python -m benchmarks.profile                          # ARCH1, IR, 1 seed
   python -m benchmarks.profile --strategy=0.3,0.7 --precision=tensorfloat32 \
       --out=/tmp/profile.json --trace_dir=/tmp/trace    # keep the raw trace
+  python -m benchmarks.profile --part=replay_update --precision=BF16_BF16_F32
 """
 
 import collections
@@ -36,6 +38,8 @@ from plr_jax import continual
 from plr_jax import experiment
 from plr_jax import strategy as strategy_lib
 
+PARTS = ('iteration', 'replay_update')
+
 # Zero-work bookkeeping events of XLA:CPU's thread pools.
 _MARKERS = ('ThreadpoolListener', 'SlinkyThreadPool', 'ThunkExecutor',
             'end: ')
@@ -45,6 +49,9 @@ def define_flags():
   flags.DEFINE_string('arch', 'arch1', 'Architecture preset.')
   flags.DEFINE_string('strategy', 'ir', '"ir" or fractions per level.')
   flags.DEFINE_integer('seeds', 1, 'Vmapped seeds.')
+  flags.DEFINE_enum('part', 'iteration', PARTS, 'What the traced chunk '
+                    'runs: whole iterations, or the classifier\'s replay '
+                    'update alone.')
   flags.DEFINE_integer('iters', 50, 'Iterations in the traced chunk.')
   flags.DEFINE_integer('rows', 10000, 'Rows of random training features.')
   flags.DEFINE_string('precision', 'float32', 'Matmul precision (as for the '
@@ -126,23 +133,30 @@ def summarise(trace_dir: str, iters: int, top: int = 12) -> list[dict]:
 
 def profile(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
             iters: int, rows: int, trace_dir: str, top: int = 12,
-            task_phases: bool | None = None, scan_unroll: int = 1) -> dict:
-  """Traces one steady task-2 chunk; the summary with its wall time."""
+            task_phases: bool | None = None, scan_unroll: int = 1,
+            part: str = 'iteration') -> dict:
+  """Traces one steady task-2 chunk of `part` (one of `PARTS`); the summary
+  with its wall time."""
   setup = bench.task2_chunk(arch, strategy_text, num_seeds, iters, rows,
                             task_phases, scan_unroll)
-  state = setup.state
+  if part == 'iteration':
+    chunk, state = setup.chunk, setup.state
+  elif part == 'replay_update':
+    chunk, state = bench.replay_update(setup).chunk, setup.state.classifier
+  else:
+    raise ValueError(f'part must be one of {PARTS}, got {part!r}')
   for _ in range(2):  # compile, then warm up
-    state, metrics = setup.chunk(state)
+    state, metrics = chunk(state)
     jax.block_until_ready(metrics)
   with jax.profiler.trace(trace_dir):
     start = time.perf_counter()
-    state, metrics = setup.chunk(state)
+    state, metrics = chunk(state)
     jax.block_until_ready(metrics)
     wall = time.perf_counter() - start
   device = jax.devices()[0]
   return {
       'arch': arch.name, 'strategy': strategy_text, 'seeds': num_seeds,
-      'iters': iters, 'backend': jax.default_backend(),
+      'part': part, 'iters': iters, 'backend': jax.default_backend(),
       'device': getattr(device, 'device_kind', str(device)),
       'precision': str(jax.config.jax_default_matmul_precision),
       'task_phases': setup.info.phase is not None,
@@ -154,6 +168,7 @@ def profile(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
 
 def report(result: dict) -> str:
   out = [f'{result["arch"]} {result["strategy"]} seeds={result["seeds"]} '
+         f'{result["part"]} '
          f'{result["device"]} {result["precision"]} '
          f'phases={result["task_phases"]} unroll={result["scan_unroll"]}: '
          f'{result["wall_ms_per_iter"]:.3f} ms per iteration (traced)']
@@ -187,7 +202,7 @@ def main(argv):
     result = profile(arch, FLAGS.strategy, FLAGS.seeds, FLAGS.iters,
                      FLAGS.rows, FLAGS.trace_dir or scratch, FLAGS.top,
                      continual.parse_task_phases(FLAGS.task_phases),
-                     FLAGS.scan_unroll)
+                     FLAGS.scan_unroll, FLAGS.part)
   if FLAGS.out:
     checkpoint.write_json_atomic(FLAGS.out, result)
   print(report(result))

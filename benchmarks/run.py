@@ -133,6 +133,7 @@ class Task2Chunk:
   """
   config: continual.ContinualConfig
   strategy: strategy_lib.Strategy
+  num_seeds: int
   batched: bool
   run_chunk: Callable[..., Any]
   state: steps.PLRState
@@ -185,11 +186,52 @@ def task2_chunk(arch: config_lib.ArchConfig, strategy_text: str,
   state = stack([continual.init_state(config, jax.random.key(s))
                  for s in seeds])
   return Task2Chunk(
-      config=config, strategy=strategy, batched=batched,
+      config=config, strategy=strategy, num_seeds=num_seeds, batched=batched,
       run_chunk=continual.make_chunk_runner(config, batched),
       state=steps.end_task(state), features=features, labels=labels,
       row_table=row_table, num_rows=num_rows, buffer_rows=buffer_rows,
       info=info, iters=iters)
+
+
+@dataclasses.dataclass
+class ReplayUpdate:
+  """The classifier's replay update alone, in a `Task2Chunk`'s configuration.
+
+  `step(classifier, replay, info) -> (classifier, metrics)` is one update
+  from `replay`, random features at every level (vmapped over the seeds
+  where the chunk is); `chunk(classifier) -> (classifier, metrics)` scans it
+  over the chunk's iterations in one jitted program, like the iterations.
+  """
+  step: Callable[..., Any]
+  replay: replay_lib.ReplayBatch
+  chunk: Callable[..., Any]
+
+
+def replay_update(setup: Task2Chunk) -> ReplayUpdate:
+  """`setup`'s classifier replay update (distillation gradient of the replay
+  batch at its levels + the gated Adam update), without current data."""
+  config, arch = setup.config, setup.config.arch
+  tx = optim.adam(config.learning_rate)
+  replay_step = steps.make_classifier_step(
+      arch, tx, setup.strategy, config.replay_size, with_current=False,
+      jit=False)
+  keys = jax.random.split(jax.random.key(1), arch.num_levels + 1)
+  replay = replay_lib.ReplayBatch(
+      levels=tuple(jax.random.normal(k, (config.replay_size, d))
+                   for k, d in zip(keys, arch.level_dims)),
+      logits=jax.random.normal(keys[-1],
+                               (config.replay_size, arch.num_classes)))
+  replay = continual.stack_seeds([replay] * setup.num_seeds,
+                                 batched=setup.batched)
+  step = lambda s, r, i: replay_step(s, None, r, i)
+  if setup.batched:
+    step = jax.vmap(step)
+
+  @jax.jit
+  def chunk(classifier):
+    return jax.lax.scan(lambda c, _: step(c, replay, setup.info), classifier,
+                        None, length=setup.iters)
+  return ReplayUpdate(step=step, replay=replay, chunk=chunk)
 
 
 def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
@@ -198,8 +240,7 @@ def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
   """One benchmark record (see the module docstring)."""
   setup = task2_chunk(arch, strategy_text, num_seeds, iters, rows,
                       task_phases, scan_unroll)
-  config, strategy, batched = setup.config, setup.strategy, setup.batched
-  stack = functools.partial(continual.stack_seeds, batched=batched)
+  config, strategy = setup.config, setup.strategy
   features, labels, info = setup.features, setup.labels, setup.info
   run_chunk = setup.run_chunk
   first, steady, state = _timed(setup.chunk, setup.state, repeats)
@@ -211,28 +252,11 @@ def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
       buffer, info)) if flops else float('nan')
 
   # The classifier's replay update alone.
-  tx = optim.adam(config.learning_rate)
-  replay_step = steps.make_classifier_step(
-      arch, tx, strategy, config.replay_size, with_current=False, jit=False)
-  keys = jax.random.split(jax.random.key(1), arch.num_levels + 1)
-  replay = replay_lib.ReplayBatch(
-      levels=tuple(jax.random.normal(k, (config.replay_size, d))
-                   for k, d in zip(keys, arch.level_dims)),
-      logits=jax.random.normal(keys[-1],
-                               (config.replay_size, arch.num_classes)))
-  replay = stack([replay] * num_seeds)
-  update = lambda s, r, i: replay_step(s, None, r, i)
-  if batched:
-    update = jax.vmap(update)
+  update = replay_update(setup)
   classifier = state.classifier
-  replay_flops = _flops(jax.jit(update).lower(
-      classifier, replay, info)) if flops else float('nan')
-
-  @jax.jit
-  def replay_chunk(classifier):
-    return jax.lax.scan(lambda c, _: update(c, replay, info), classifier,
-                        None, length=iters)
-  _, replay_steady, _ = _timed(replay_chunk, steps.copy_tree(classifier),
+  replay_flops = _flops(jax.jit(update.step).lower(
+      classifier, update.replay, info)) if flops else float('nan')
+  _, replay_steady, _ = _timed(update.chunk, steps.copy_tree(classifier),
                                repeats)
   device = jax.devices()[0]
   return {

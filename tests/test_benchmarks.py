@@ -4,6 +4,9 @@ import os
 import subprocess
 import sys
 
+import chex
+import pytest
+
 from benchmarks import precision_probe
 from benchmarks import profile
 from benchmarks import run as bench
@@ -55,9 +58,11 @@ def test_precision_probe_reports_the_arithmetic_and_never_raises():
   assert 1e-3 < bf16['matmul_rel_error'] < 3e-2, bf16
 
 
-def test_profile_summarises_where_a_chunk_spends_its_time(tmp_path):
+@pytest.mark.parametrize('part', profile.PARTS)
+def test_profile_summarises_where_a_chunk_spends_its_time(tmp_path, part):
   result = profile.profile(TINY, '0.5,0.5', 1, iters=3, rows=64,
-                           trace_dir=str(tmp_path), top=4)
+                           trace_dir=str(tmp_path), top=4, part=part)
+  assert result['part'] == part
   assert result['wall_ms_per_iter'] > 0 and result['lines']
   for line in result['lines']:
     assert line['events_per_iter'] > 0
@@ -67,6 +72,20 @@ def test_profile_summarises_where_a_chunk_spends_its_time(tmp_path):
   busiest = result['lines'][0]['top_events'][0]
   assert busiest['us_per_iter'] > 0 and busiest['calls_per_iter'] > 0
   assert 'ms per iteration' in profile.report(result)
+
+
+def test_replay_update_alone_updates_the_classifier_only():
+  setup = bench.task2_chunk(TINY, '0.5,0.5', 2, iters=2, rows=64)
+  update = bench.replay_update(setup)
+  before = setup.state.classifier
+  after, _ = update.chunk(before)
+  chex.assert_trees_all_equal_shapes_and_dtypes(after, before)
+  # Both vmapped seeds' head moved (the replay's distillation gradient).
+  moved = abs(after.params['head']['kernel'] - before.params['head']['kernel'])
+  assert (moved.max(axis=(1, 2)) > 0).all()
+  with pytest.raises(ValueError, match='part must be one of'):
+    profile.profile(TINY, 'ir', 1, iters=1, rows=64, trace_dir='/tmp',
+                    part='generator')
 
 
 def test_profile_helpers():
