@@ -3,11 +3,12 @@ r"""Where an iteration's time goes: `python -m benchmarks.profile`.
 Traces one task-2 chunk (replay on) of `--iters` iterations with
 `jax.profiler` (with `--part=replay_update`, of the classifier's replay
 update alone, as `benchmarks.run` times it), after a compiling and a
-warm-up chunk, and summarises the trace without TensorBoard: for every timeline line of the device (on a CPU,
-of XLA's host threads) the events per iteration, the time per iteration in
-which the line was busy (the union of its events), and the events that took
-the most time, by name and by kind (the name without its numeric suffix:
-`loop_add_fusion_12` -> `loop_add_fusion`). Busy time far below the wall
+warm-up chunk, and summarises the trace without TensorBoard: for every
+timeline line of the device (on a CPU, of XLA's host threads) the events
+per iteration, the time per iteration in which the line was busy (the union
+of its events), and the events that took the most time, by name and by
+kind (the name without its numeric suffix: `loop_add_fusion_12` ->
+`loop_add_fusion`). Busy time far below the wall
 time per iteration means the device waits (kernel launches, host
 synchronisation); many events per iteration with short durations mean the
 iteration is launch-bound. Examples:

@@ -134,7 +134,6 @@ class Task2Chunk:
   config: continual.ContinualConfig
   strategy: strategy_lib.Strategy
   num_seeds: int
-  batched: bool
   run_chunk: Callable[..., Any]
   state: steps.PLRState
   features: jax.Array
@@ -144,6 +143,11 @@ class Task2Chunk:
   buffer_rows: jax.Array
   info: steps.TaskInfo
   iters: int
+
+  @property
+  def batched(self) -> bool:
+    """Whether the seeds are vmapped (a leading seed axis everywhere)."""
+    return self.num_seeds > 1
 
   def chunk(self, state):
     return self.run_chunk(state, self.features, self.labels, self.row_table,
@@ -186,7 +190,7 @@ def task2_chunk(arch: config_lib.ArchConfig, strategy_text: str,
   state = stack([continual.init_state(config, jax.random.key(s))
                  for s in seeds])
   return Task2Chunk(
-      config=config, strategy=strategy, num_seeds=num_seeds, batched=batched,
+      config=config, strategy=strategy, num_seeds=num_seeds,
       run_chunk=continual.make_chunk_runner(config, batched),
       state=steps.end_task(state), features=features, labels=labels,
       row_table=row_table, num_rows=num_rows, buffer_rows=buffer_rows,
