@@ -15,6 +15,7 @@ from plr_jax import config as config_lib
 from plr_jax import continual
 from plr_jax import data
 from plr_jax import experiment
+from plr_jax import steps
 from plr_jax import strategy as strategy_lib
 
 flags.DEFINE_string('workdir', None, 'Where checkpoints, feature caches and '
@@ -57,11 +58,13 @@ flags.DEFINE_string('task_phases', 'auto', 'auto, true or false: compile '
 flags.DEFINE_integer('scan_unroll', 1, 'Iterations per step of the scanned '
                      'task loop (lax.scan unroll). Results agree to float '
                      'tolerance.')
-flags.DEFINE_string('class_order', 'seeded', 'How the classes split into '
-                    'tasks: seeded (a permutation drawn from each seed), '
-                    'identity (dataset order for every seed) or bir (the '
-                    'BI-R code base\'s rule: dataset order for seed 0, '
-                    'seeded otherwise).')
+flags.DEFINE_string('class_order', 'authors', 'How the classes split into '
+                    'tasks: authors (the reference code\'s rule: labels '
+                    'remapped by np.random.seed(seed); '
+                    'np.random.permutation(classes), Fashion-MNIST in '
+                    'dataset order for seeds below 10), seeded (a '
+                    'permutation drawn with JAX from each seed) or identity '
+                    '(dataset order for every seed).')
 flags.DEFINE_string('coordinator_address', None, 'Multi-host runs: '
                     'jax.distributed coordinator host:port.')
 flags.DEFINE_integer('num_processes', None, 'Multi-host runs: process count.')
@@ -86,8 +89,19 @@ def seeds() -> list[int]:
                      f'{",".join(FLAGS.seeds)!r}') from None
 
 
+# Presets a binary adds for itself (fashion_mnist: "authors").
+BINARY_PRESETS: dict[str, experiment.Preset] = {}
+
+
 def preset() -> experiment.Preset:
-  return experiment.get_preset(FLAGS.preset)
+  if FLAGS.preset in BINARY_PRESETS:
+    return BINARY_PRESETS[FLAGS.preset]
+  try:
+    return experiment.get_preset(FLAGS.preset)
+  except ValueError:
+    names = sorted(set(experiment.PRESETS) | set(BINARY_PRESETS))
+    raise ValueError(f'--preset must be one of {", ".join(names)}, got '
+                     f'{FLAGS.preset!r}') from None
 
 
 def iters_per_task() -> int | None:
@@ -216,11 +230,40 @@ def define_cifar_flags(default_strategy_help: str) -> None:
 
 
 def define_recon_levels_flag() -> None:
-  flags.DEFINE_string('recon_levels', 'used', 'Levels the generator '
-                      'reconstructs: "used" (those the strategy replays at), '
-                      '"all" (paper eq. 2 literally) or "classifier" (level 0 '
-                      'only; replayed hidden levels from the previous '
-                      'classifier). See README notes.')
+  flags.DEFINE_string('recon_levels', 'all', 'Levels the generator '
+                      'reconstructs: "all" (every level for current and '
+                      'replayed data: paper eq. 2, the reference\'s '
+                      '--latent), "only_last_layer" (current data level 0 '
+                      'only, replayed data every level: the reference\'s '
+                      '--only-last-layer), "used" (the levels the strategy '
+                      'replays at) or "classifier" (level 0 only; replayed '
+                      'hidden levels from the previous classifier). See '
+                      'README notes.')
+  flags.DEFINE_string('replay_targets', 'auto', 'How replayed samples are '
+                      'labelled: soft (distillation of the previous '
+                      'classifier, the reference\'s --distill), hard (its '
+                      'argmax, the reference\'s default) or auto (the '
+                      'protocol\'s: see --help of each binary).')
+
+
+def recon_levels(chosen_strategy) -> str:
+  """--recon_levels, validated."""
+  try:
+    steps.generator_recon_levels(chosen_strategy, FLAGS.recon_levels)
+  except ValueError as e:
+    raise ValueError(f'--{e}') from None
+  return FLAGS.recon_levels
+
+
+def replay_targets(auto: str) -> str:
+  """--replay_targets, with "auto" resolved to `auto`."""
+  value = FLAGS.replay_targets
+  if value == 'auto':
+    return auto
+  if value not in ('soft', 'hard'):
+    raise ValueError(f'--replay_targets must be soft, hard or auto, got '
+                     f'{value!r}')
+  return value
 
 
 def run_cifar(experiment_name: str, dataset_name: str, num_tasks: int, *,
@@ -228,6 +271,8 @@ def run_cifar(experiment_name: str, dataset_name: str, num_tasks: int, *,
   """Validates the flags, gets the extractor and runs a CIFAR protocol."""
   arch = arch_config = arch_preset(FLAGS.arch, ('arch1', 'arch2'))
   chosen = strategy(FLAGS.strategy, arch)
+  targets = replay_targets('soft')  # the reference's PLR runs: --distill
+  recon_levels(chosen)
   run_seeds, run_preset = seeds(), preset()
   iters, label = iters_per_task(), data_label()
   work = workdir()
@@ -245,6 +290,7 @@ def run_cifar(experiment_name: str, dataset_name: str, num_tasks: int, *,
       num_tasks=num_tasks, preset=run_preset, seeds=run_seeds, workdir=work,
       iters_per_task=iters, replay=replay, compute_mfid=compute_mfid,
       data_label=label, recon_levels=FLAGS.recon_levels,
+      replay_targets=targets,
       vmap_seeds=FLAGS.vmap_seeds, mesh=mesh,
       checkpoint_every=FLAGS.checkpoint_every,
       checkpoint_min_secs=FLAGS.checkpoint_min_secs, **run_options(),

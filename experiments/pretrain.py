@@ -5,7 +5,9 @@ r"""Extractor pretraining on CIFAR-10 (DESIGN.md section 5); saves orbax.
 
 The checkpoint (WORKDIR/variables, WORKDIR/meta.json) is what the other
 binaries take as --extractor_dir. --num_classes=K keeps the first K classes
-of a seeded permutation of CIFAR-10 (Figure 4).
+of a seeded permutation of CIFAR-10 (Figure 4). The state is saved after
+every epoch (WORKDIR/pretrain_state/): the same command resumes after the
+last saved epoch, and a larger --epochs extends a finished pretraining.
 """
 
 from absl import app
@@ -20,6 +22,10 @@ flags.DEFINE_string('arch', 'arch1', 'Architecture whose extractor to train '
                     '(arch1, arch2, fmnist, fmnist_scripts).')
 flags.DEFINE_integer('num_classes', 10, 'CIFAR-10 classes to pretrain on.')
 flags.DEFINE_bool('augment', True, 'Random crop (4-pixel padding) and flip.')
+flags.DEFINE_enum('crop_padding', 'symmetric', ['symmetric', 'zeros'],
+                  "How the crop pads: symmetric (the border mirrored, as the "
+                  "reference's torchvision padding_mode='symmetric') or "
+                  "zeros (the mean colour).")
 flags.DEFINE_integer('epochs', None, "Default: the preset's (100).")
 flags.DEFINE_string('dataset', 'cifar10', 'cifar10 or fashion_mnist.')
 FLAGS = flags.FLAGS
@@ -40,6 +46,7 @@ def main(argv):
                                       FLAGS.num_classes, seeds[0])
     experiment.pretrain_extractor(arch, dataset, workdir, epochs, seeds[0],
                                   augment=FLAGS.augment,
+                                  crop_padding=FLAGS.crop_padding,
                                   batch_size=preset.batch_size)
   experiment.main_guard(run)
 

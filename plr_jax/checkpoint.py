@@ -153,31 +153,11 @@ class RunCheckpointer:
     return bool(self.every and done % self.every == 0 and
                 self._clock() - self._last_save >= self.min_interval_s)
 
-  @property
-  def _latest(self) -> str:
-    return os.path.join(self.directory, 'latest.json')
-
   def save(self, state, task: int, done: int, arrays: dict) -> None:
     """Saves `state` as of `done` iterations into `task` (1-based)."""
-    os.makedirs(self.directory, exist_ok=True)
-    name = f'task{task:03d}_iter{done:07d}'
-    path = os.path.abspath(os.path.join(self.directory, name))
-    checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(path, _state_tree(state), force=True)
-    checkpointer.wait_until_finished()
-    tmp = f'{path}.npz.tmp.{os.getpid()}.npz'
-    np.savez(tmp, **arrays)
-    os.replace(tmp, f'{path}.npz')
-    write_json_atomic(self._latest, {'name': name, 'task': task,
-                                     'done': done})
+    _commit(self.directory, 'task', f'{task:03d}_iter{done:07d}',
+            _state_tree(state), arrays, {'task': task, 'done': done})
     self._last_save = self._clock()
-    for entry in os.listdir(self.directory):
-      if entry.startswith('task') and not entry.startswith(name):
-        old = os.path.join(self.directory, entry)
-        if os.path.isdir(old):
-          shutil.rmtree(old, ignore_errors=True)
-        else:
-          os.remove(old)
 
   def restore(self, template):
     """`(state, task, done, arrays)` of the latest checkpoint, or None.
@@ -186,26 +166,96 @@ class RunCheckpointer:
       template: a state of the same structure (e.g. freshly initialised);
         gives the shapes, dtypes and device placement.
     """
-    if not os.path.isfile(self._latest):
+    found = _latest(self.directory, _state_tree(template))
+    if found is None:
       return None
-    with open(self._latest) as fh:
-      latest = json.load(fh)
-    path = os.path.abspath(os.path.join(self.directory, latest['name']))
-    target = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
-        _state_tree(template))
-    try:
-      restored = ocp.StandardCheckpointer().restore(path, target)
-      with np.load(f'{path}.npz') as npz:
-        arrays = dict(npz)
-    except Exception as e:  # pylint: disable=broad-except
-      raise CheckpointError(f'cannot read checkpoint {path}: '
-                            f'{type(e).__name__}: {str(e)[:200]}') from e
+    restored, arrays, info = found
     key = jax.random.wrap_key_data(restored.pop('key'))
     state = flax.serialization.from_state_dict(
         template, {**restored, 'key': template.key})
-    return (state.replace(key=key), int(latest['task']), int(latest['done']),
+    return (state.replace(key=key), int(info['task']), int(info['done']),
             arrays)
+
+
+class EpochCheckpointer:
+  """The state of a pretraining after each epoch, to resume it.
+
+  The same commit rule as `RunCheckpointer`: `latest.json` names a
+  checkpoint only once its parts are written, and older ones are deleted
+  after the switch. `info` (a JSON dict saved beside the state) carries what
+  the caller needs to check and continue, e.g. the configuration and the
+  time spent so far.
+  """
+
+  def __init__(self, directory: str):
+    self.directory = directory
+
+  def save(self, tree, epoch: int, info: dict) -> None:
+    _commit(self.directory, 'epoch', f'{epoch:04d}',
+            flax.serialization.to_state_dict(tree), {},
+            {**info, 'epoch': epoch})
+
+  def restore(self, template):
+    """`(tree, info)` of the latest epoch, or None if there is none."""
+    found = _latest(self.directory,
+                    flax.serialization.to_state_dict(template))
+    if found is None:
+      return None
+    restored, _, info = found
+    return flax.serialization.from_state_dict(template, restored), info
+
+  def clear(self) -> None:
+    shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _commit(directory: str, prefix: str, suffix: str, tree, arrays: dict,
+            info: dict) -> None:
+  """Writes `tree` (orbax) and `arrays` (.npz) as checkpoint
+  `prefix + suffix`, then points `latest.json` at it, then deletes the
+  older checkpoints (the other entries named `prefix...`)."""
+  name = prefix + suffix
+  os.makedirs(directory, exist_ok=True)
+  path = os.path.abspath(os.path.join(directory, name))
+  checkpointer = ocp.StandardCheckpointer()
+  checkpointer.save(path, tree, force=True)
+  checkpointer.wait_until_finished()
+  tmp = f'{path}.npz.tmp.{os.getpid()}.npz'
+  np.savez(tmp, **arrays)
+  os.replace(tmp, f'{path}.npz')
+  write_json_atomic(os.path.join(directory, 'latest.json'),
+                    {**info, 'name': name})
+  for entry in os.listdir(directory):
+    if entry.startswith(prefix) and not entry.startswith(name):
+      old = os.path.join(directory, entry)
+      if os.path.isdir(old):
+        shutil.rmtree(old, ignore_errors=True)
+      else:
+        os.remove(old)
+
+
+def _latest(directory: str, template_tree):
+  """`(tree, arrays, info)` of the checkpoint `latest.json` names, or None.
+
+  Raises:
+    CheckpointError: the named checkpoint cannot be read.
+  """
+  pointer = os.path.join(directory, 'latest.json')
+  if not os.path.isfile(pointer):
+    return None
+  with open(pointer) as fh:
+    info = json.load(fh)
+  path = os.path.abspath(os.path.join(directory, info['name']))
+  target = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+      template_tree)
+  try:
+    tree = ocp.StandardCheckpointer().restore(path, target)
+    with np.load(f'{path}.npz') as npz:
+      arrays = dict(npz)
+  except Exception as e:  # pylint: disable=broad-except
+    raise CheckpointError(f'cannot read checkpoint {path}: '
+                          f'{type(e).__name__}: {str(e)[:200]}') from e
+  return tree, arrays, info
 
 
 def _state_tree(state) -> dict:

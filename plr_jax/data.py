@@ -197,21 +197,30 @@ def normalise(images: np.ndarray, mean: np.ndarray,
   return ((images.astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
 
 
-def augment(key: jax.Array, images: jax.Array, pad: int = 4) -> jax.Array:
-  """Random crop with `pad`-pixel zero padding, then random horizontal flip.
+def augment(key: jax.Array, images: jax.Array, pad: int = 4,
+            mode: str = 'symmetric') -> jax.Array:
+  """Random crop of the padded image, then random horizontal flip.
 
   Args:
     key: PRNG key.
-    images: [B, H, W, C] (normalised, so zero padding is the mean colour).
+    images: [B, H, W, C], normalised or not: both padding modes commute with
+      a per-channel affine normalisation.
     pad: padding on each side before cropping back to H x W.
+    mode: 'symmetric' (the border mirrored, edge pixel repeated: numpy's and
+      torchvision's `padding_mode='symmetric'`, as the reference code) or
+      'zeros' (zero padding; for normalised images the mean colour).
 
   Returns:
     Augmented images, same shape.
   """
+  if mode not in ('symmetric', 'zeros'):
+    raise ValueError(f"crop padding must be 'symmetric' or 'zeros', got "
+                     f'{mode!r}')
   batch, height, width, _ = images.shape
   crop_key, flip_key = jax.random.split(key)
   offsets = jax.random.randint(crop_key, (batch, 2), 0, 2 * pad + 1)
-  padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+  padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)),
+                   mode='symmetric' if mode == 'symmetric' else 'constant')
 
   def crop(image, offset):
     return jax.lax.dynamic_slice(image, (offset[0], offset[1], 0),

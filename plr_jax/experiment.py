@@ -110,25 +110,32 @@ def check_workdir(workdir: str) -> None:
 
 def pretrain_extractor(arch: config_lib.ArchConfig, dataset: data_lib.Dataset,
                        directory: str, epochs: int, seed: int,
-                       augment: bool = True, batch_size: int = 256):
-  """Pretrains on `dataset`, saves the extractor, returns (variables, meta)."""
+                       augment: bool = True, batch_size: int = 256,
+                       crop_padding: str = 'symmetric'):
+  """Pretrains on `dataset`, saves the extractor, returns (variables, meta).
+
+  The state is saved after every epoch in `directory/pretrain_state/`; a
+  rerun with the same arguments continues after the last saved epoch (and
+  more `epochs` extend a finished-but-shorter pretraining kept there)."""
   config = pretrain_lib.PretrainConfig(epochs=epochs, augment=augment,
                                        batch_size=min(batch_size,
-                                                      len(dataset.train_labels)))
+                                                      len(dataset.train_labels)),
+                                       crop_padding=crop_padding)
   start = time.perf_counter()
   log(f'pretraining the {arch.name} extractor on {dataset.name} '
       f'({len(np.unique(dataset.train_labels))} classes, {epochs} epochs, '
       f'augment={augment})')
+  checkpoints = checkpoint.EpochCheckpointer(
+      os.path.join(directory, 'pretrain_state'))
   def on_epoch(epoch, loss):
     log(f'  pretrain epoch {epoch}/{epochs} | loss {loss:.4f} | '
         f'{time.perf_counter() - start:.0f}s')
-  variables, accuracy = pretrain_lib.pretrain(arch, dataset, config, seed,
-                                              on_epoch)
+  variables, accuracy, wall_time = pretrain_lib.pretrain(
+      arch, dataset, config, seed, on_epoch, checkpoints)
   meta = {'arch': arch.name, 'dataset': dataset.name, 'data': dataset.label,
           'classes': np.unique(dataset.train_labels).tolist(),
-          'epochs': epochs, 'augment': augment, 'seed': seed,
-          'test_accuracy': accuracy,
-          'wall_time_s': time.perf_counter() - start}
+          'epochs': epochs, 'augment': augment, 'crop_padding': crop_padding,
+          'seed': seed, 'test_accuracy': accuracy, 'wall_time_s': wall_time}
   fp = checkpoint.save_extractor(directory, arch, variables, meta)
   log(f'saved extractor {fp} to {directory} (test accuracy '
       f'{100 * accuracy:.1f}%)')
@@ -144,7 +151,7 @@ def class_subset(dataset: data_lib.Dataset, num_classes: int,
                      f'{dataset.name}, got {num_classes}')
   if num_classes == total:
     return dataset
-  order = continual.class_order(seed, total)
+  order = continual.class_order(seed, total, 'seeded')
   return dataset.subset(np.sort(order[:num_classes]))
 
 
@@ -166,11 +173,13 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
                   compute_mfid: bool = True, data_label: str | None = None,
                   inputs: str = 'features',
                   extractor_trainable_until: int | None = None,
-                  recon_levels: str = 'used', vmap_seeds: bool = True,
+                  recon_levels: str = 'all', replay_targets: str = 'soft',
+                  standardise_images: bool = False,
+                  vmap_seeds: bool = True,
                   mesh=None, checkpoint_every: int = 0,
                   checkpoint_min_secs: float = 0.0,
                   task_phases: bool | None = None, scan_unroll: int = 1,
-                  class_order_rule: str = 'seeded',
+                  class_order_rule: str = 'authors',
                   name: str | None = None,
                   flags: dict | None = None) -> dict:
   """Runs a class-incremental protocol for every seed and writes the results.
@@ -186,6 +195,9 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
   where it stopped (finished groups are not run again). `task_phases` and
   `scan_unroll` choose how the task loop compiles (see `ContinualConfig`);
   `class_order_rule` how the classes split into tasks (`continual.class_order`).
+  With images as inputs, `standardise_images` standardises them per channel
+  (otherwise raw pixels in [0, 1], as the reference's Fashion-MNIST).
+  `recon_levels` and `replay_targets`: see `steps.make_plr_step`.
   `name` labels the run in the tables (default: the strategy's name).
 
   Returns:
@@ -198,12 +210,16 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
       chunk_size=preset.chunk_size, replay=replay,
       buffer_size=preset.buffer_size, inputs=inputs,
       extractor_trainable_until=extractor_trainable_until,
-      recon_levels=recon_levels, task_phases=task_phases,
-      scan_unroll=scan_unroll, class_order_rule=class_order_rule)
+      recon_levels=recon_levels, replay_targets=replay_targets,
+      standardise_images=standardise_images, task_phases=task_phases,
+      scan_unroll=scan_unroll, class_order_rule=class_order_rule,
+      dataset=dataset.name)
   sharding.check_divisible(mesh, batch_size=config.batch_size,
                            replay_size=config.replay_size)
   if inputs == 'images':
     mean, std = dataset.channel_stats()
+    if not standardise_images:
+      mean, std = np.zeros_like(mean), np.ones_like(std)
     train = data_lib.normalise(dataset.train_images, mean, std)
     test = data_lib.normalise(dataset.test_images, mean, std)
     compute_mfid = False  # the extractor moves: no fixed feature space
@@ -281,6 +297,8 @@ def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
                 'inputs': inputs,
                 'extractor_trainable_until': extractor_trainable_until,
                 'recon_levels': recon_levels,
+                'replay_targets': replay_targets,
+                'standardise_images': standardise_images,
                 'class_order_rule': class_order_rule,
                 'vmapped_seeds': len(groups) == 1 and len(seeds) > 1,
                 'devices': 1 if mesh is None else int(mesh.devices.size)}

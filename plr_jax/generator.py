@@ -1,12 +1,16 @@
 """The PLR generator: a VAE that yields the classifier's features at every level.
 
-The encoder has the shape of the classifier's hidden stack (level-0 features in,
-ReLU layers of the hidden sizes), then linear heads to the latent mean and
-log-variance. The decoder mirrors it: `dec_n` produces the level-n features,
-deepest level first, ReLU for levels >= 1 and linear for level 0 (CIFAR
-extractor outputs are not rectified). Decoding "to level n" stops there, so the
-decoder layers below level n are never run. The prior is a Gaussian mixture,
-one learnable mode per class.
+The reference's VAE (the authors' `models/vae.py`). The encoder has the shape
+of the classifier's hidden stack (level-0 features in, ReLU layers of the
+hidden sizes), then linear heads to the latent mean and log-variance (the
+latter without a bias). The decoder starts with `from_z` (z to the last
+hidden size, ReLU; its output is no replay level) and then mirrors the hidden
+stack: `dec_n` produces the level-n features, deepest level first, ReLU for
+levels >= 1 and linear for level 0 (extractor outputs are not rectified).
+ARCH1: z -> 2000 (`from_z`) -> 2000 (level 1) -> 1024 (level 0). Decoding "to
+level n" stops there, so the decoder layers below level n are never run. The
+prior is a Gaussian mixture, one learnable mode per class, means and
+log-variances both initialised N(0, 1) as the reference's.
 """
 
 import jax
@@ -27,14 +31,11 @@ class Generator(nn.Module):
     self.enc = {str(j): layers.Dense(width)
                 for j, width in enumerate(arch.hidden, start=1)}
     self.to_mean = layers.Dense(arch.z_dim)
-    self.to_logvar = layers.Dense(arch.z_dim)
+    self.to_logvar = layers.Dense(arch.z_dim, use_bias=False)
+    self.from_z = layers.Dense(arch.hidden[-1])
     self.dec = {str(n): layers.Dense(width)
                 for n, width in enumerate(arch.level_dims)}
-    self.prior_mean = self.param(
-        'prior_mean', nn.initializers.normal(1.0),
-        (arch.num_classes, arch.z_dim))
-    self.prior_logvar = self.param(
-        'prior_logvar', nn.initializers.zeros, (arch.num_classes, arch.z_dim))
+    self.prior_mean, self.prior_logvar = gaussian_mixture_prior(self, arch)
 
   def __call__(self, features: jax.Array, key: jax.Array
                ) -> tuple[jax.Array, jax.Array, jax.Array,
@@ -75,7 +76,7 @@ class Generator(nn.Module):
           f'level {to_level} out of range for {self.arch.name} '
           f'({self.arch.num_levels} levels)')
     out = []
-    h = z
+    h = nn.relu(self.from_z(z))
     for n in range(self.arch.num_levels - 1, to_level - 1, -1):
       h = self.dec[str(n)](h)
       if n > 0:
@@ -110,6 +111,16 @@ class Generator(nn.Module):
     return classes, self.decode(z, to_level)[::-1]
 
 
+def gaussian_mixture_prior(module: nn.Module, arch: config_lib.ArchConfig
+                           ) -> tuple[jax.Array, jax.Array]:
+  """The per-class prior modes' means and log-variances, [classes, z] each,
+  as parameters of `module`, both drawn from N(0, 1) (the reference's
+  `normal_()` on both)."""
+  shape = (arch.num_classes, arch.z_dim)
+  return (module.param('prior_mean', nn.initializers.normal(1.0), shape),
+          module.param('prior_logvar', nn.initializers.normal(1.0), shape))
+
+
 def latent_noise(arch: config_lib.ArchConfig, key: jax.Array,
                  inputs: jax.Array) -> jax.Array:
   """The reparameterisation noise [B, z] a VAE draws with `key` for a batch
@@ -120,6 +131,6 @@ def latent_noise(arch: config_lib.ArchConfig, key: jax.Array,
 def layer_names(arch: config_lib.ArchConfig) -> tuple[str, ...]:
   """Top-level parameter names of the generator."""
   return (tuple(f'enc_{j}' for j in range(1, arch.num_levels + 1))
-          + ('to_mean', 'to_logvar')
+          + ('to_mean', 'to_logvar', 'from_z')
           + tuple(f'dec_{n}' for n in range(arch.num_levels))
           + ('prior_mean', 'prior_logvar'))

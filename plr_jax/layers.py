@@ -145,6 +145,7 @@ def matmul(x: jax.Array, kernel: jax.Array, constant_rows: int = 0
 class Dense(nn.Module):
   """A fully connected layer with PyTorch's default initialisation."""
   features: int
+  use_bias: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array, constant_rows: int = 0) -> jax.Array:
@@ -152,8 +153,10 @@ class Dense(nn.Module):
     fan_in = x.shape[-1]
     bound = 1.0 / np.sqrt(fan_in)
     kernel = self.param('kernel', _uniform(bound), (fan_in, self.features))
-    bias = self.param('bias', _uniform(bound), (self.features,))
-    return matmul(x, kernel, constant_rows) + bias
+    y = matmul(x, kernel, constant_rows)
+    if not self.use_bias:
+      return y
+    return y + self.param('bias', _uniform(bound), (self.features,))
 
 
 class Conv(nn.Module):
@@ -171,18 +174,19 @@ class Conv(nn.Module):
         name='conv')(x)
 
 
-def _phase_taps(kernel_size: int, stride: int) -> tuple[np.ndarray, int]:
+def _phase_taps(kernel_size: int, stride: int,
+                padding: int) -> tuple[np.ndarray, int]:
   """Which kernel tap feeds which output phase from which input offset.
 
-  A transposed convolution ("SAME", as `lax.conv_transpose`) gives output
-  `stride * a + r` from inputs `a + d` only. Returns `select[r, i, t]` = 1
-  where phase r takes tap t at offset `d = i + lo`, and `lo` (<= 0).
+  PyTorch's transposed convolution adds `x[i] @ w[t]` to output
+  `stride * i + t - padding`. Writing the output index `stride * a + r`,
+  phase r takes tap t from input `a + d` with `d = (r + padding - t) /
+  stride` where that is an integer. Returns `select[r, d - lo, t]` = 1 for
+  those triples, and `lo`, the smallest offset.
   """
-  total = kernel_size + stride - 2
-  before = kernel_size - 1 if stride > kernel_size - 1 else -(-total // 2)
-  pairs = [(r, t, (r + t - before) // stride)
+  pairs = [(r, t, (r + padding - t) // stride)
            for r in range(stride) for t in range(kernel_size)
-           if (r + t - before) % stride == 0]
+           if (r + padding - t) % stride == 0]
   lo = min(d for _, _, d in pairs)
   hi = max(d for _, _, d in pairs)
   select = np.zeros((stride, hi - lo + 1, kernel_size), np.float32)
@@ -192,28 +196,35 @@ def _phase_taps(kernel_size: int, stride: int) -> tuple[np.ndarray, int]:
 
 
 class ConvTranspose(nn.Module):
-  """`nn.ConvTranspose(features, (3, 3), strides, padding="SAME")`, the same
-  parameters and outputs, computed as one stride-1 convolution with
-  `stride**2 * features` output channels followed by a depth-to-space
-  shuffle ("sub-pixel" form).
+  """PyTorch's `ConvTranspose2d(in, features, kernel_size, stride, padding)`:
+  its outputs, and its initialisation (weights and bias uniform within
+  1/sqrt(features * kernel_size**2), PyTorch's fan-in of that weight).
 
-  XLA:CPU computes the kernel gradient of the dilated convolution behind
-  `lax.conv_transpose` very slowly (measured on 2 cores, batch 512,
-  Fashion-MNIST decoder: 0.7-0.8 s per stride-2 layer, most of a GR
-  iteration); a plain convolution over the undilated input is fast on every
-  backend.
+  The output is `stride` times the input in each spatial dimension, which
+  needs `kernel_size == stride + 2 * padding` (the reference's k4 s2 p1 and
+  k3 s1 p1 layers). Computed as one stride-1 convolution with
+  `stride**2 * features` output channels followed by a depth-to-space
+  shuffle ("sub-pixel" form): XLA:CPU computes the kernel gradient of the
+  dilated convolution behind `lax.conv_transpose` very slowly (measured on 2
+  cores, batch 512, Fashion-MNIST decoder: 0.7-0.8 s per stride-2 layer);
+  a plain convolution over the undilated input is fast on every backend.
+  The kernel is [k, k, in, out] with `kernel[t, u] = torch_weight[:, :, t, u]`.
   """
   features: int
-  stride: int = 1
-  kernel_size: int = 3
+  kernel_size: int = 4
+  stride: int = 2
+  padding: int = 1
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     k, s, out = self.kernel_size, self.stride, self.features
-    kernel = self.param('kernel', nn.initializers.lecun_normal(),
-                        (k, k, x.shape[-1], out))
-    bias = self.param('bias', nn.initializers.zeros_init(), (out,))
-    select, lo = _phase_taps(k, s)
+    if k != s + 2 * self.padding:
+      raise ValueError(f'ConvTranspose needs kernel_size == stride + 2 * '
+                       f'padding, got {k}, {s}, {self.padding}')
+    bound = 1.0 / np.sqrt(out * k * k)
+    kernel = self.param('kernel', _uniform(bound), (k, k, x.shape[-1], out))
+    bias = self.param('bias', _uniform(bound), (out,))
+    select, lo = _phase_taps(k, s, self.padding)
     size = select.shape[1]
     # [size, size, in, s (rows), s (cols), out]
     phases = jnp.einsum('rit,cju,tuoq->ijorcq', select, select, kernel)

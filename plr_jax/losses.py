@@ -10,9 +10,6 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-# The reference divides the latent loss by the number of input pixels of a
-# CIFAR image (32 * 32 * 3), even when the VAE works on internal features.
-LATENT_NORMALISER = 3072.0
 DISTILLATION_TEMPERATURE = 2.0
 
 
@@ -97,6 +94,42 @@ def reconstruction(outputs: Sequence[jax.Array],
   return total
 
 
+def bernoulli_reconstruction(logits: Sequence[jax.Array],
+                             targets: Sequence[jax.Array]) -> jax.Array:
+  """Binary cross-entropy averaged over pixels, summed over outputs.
+
+  The reference's image VAE: `F.binary_cross_entropy(sigmoid output,
+  target)` averaged over pixels, computed here from the logits (the same
+  value without the log's underflow).
+
+  Args:
+    logits: pixel logits per output, each [B, ...].
+    targets: pixels in [0, 1], same shapes (treated as constants).
+
+  Returns:
+    Per-example loss [B].
+  """
+  total = 0.0
+  for logit, target in zip(logits, targets, strict=True):
+    if logit.shape != target.shape:
+      raise ValueError(
+          f'generated shape {logit.shape} != target shape {target.shape}')
+    target = jax.lax.stop_gradient(target)
+    # -[t log s(l) + (1 - t) log(1 - s(l))] = softplus(l) - t * l.
+    per_pixel = jax.nn.softplus(logit) - target * logit
+    total = total + jnp.mean(per_pixel.reshape(per_pixel.shape[0], -1),
+                             axis=-1)
+  return total
+
+
+def hard_targets(teacher_logits: jax.Array, mask: jax.Array) -> jax.Array:
+  """int [B]: the teacher's most likely class among those in `mask` (the
+  reference's hard replay targets, its default without `--distill`)."""
+  floor = jnp.finfo(teacher_logits.dtype).min
+  return jnp.argmax(jnp.where(mask, jax.lax.stop_gradient(teacher_logits),
+                              floor), axis=-1)
+
+
 # Log-variances are clipped where they are exponentiated: an unbounded prior
 # mode drifted to exp(logvar) = inf on Fashion-MNIST and made replay NaN.
 LOGVAR_RANGE = (-20.0, 10.0)
@@ -123,7 +156,8 @@ def latent(z: jax.Array, mean: jax.Array, logvar: jax.Array,
     prior_mean, prior_logvar: the mode of each example's class [B, z].
 
   Returns:
-    Per-example estimate [B], not yet divided by `LATENT_NORMALISER`.
+    Per-example estimate [B], not yet divided by the normaliser
+    (`ArchConfig.input_size`).
   """
   return (_log_normal(z, mean, logvar)
           - _log_normal(z, prior_mean, prior_logvar))
@@ -141,7 +175,7 @@ def mixture_latent(z: jax.Array, mean: jax.Array, logvar: jax.Array,
       the replayed ones should carry a very negative weight.
 
   Returns:
-    Per-example estimate [B], not yet divided by `LATENT_NORMALISER`.
+    Per-example estimate [B], not yet divided by the normaliser.
   """
   log_prior = _log_normal(z[:, None, :], prior_means[None], prior_logvars[None])
   log_p = jax.nn.logsumexp(log_weights + log_prior, axis=-1)

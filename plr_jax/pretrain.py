@@ -4,11 +4,16 @@ The whole classifier (extractor, hidden stack and a head for the pretraining
 classes) is trained end to end with Adam, batch norm in training mode and
 random-crop-plus-flip augmentation done in JAX; only the extractor is kept.
 Each epoch is one jit-compiled `lax.scan` over batches, the images resident
-on the device.
+on the device. With an `EpochCheckpointer` the state is saved after every
+epoch and a rerun continues after the last saved one; epoch e's batch order
+and augmentation come from `fold_in(key, e)`, so a resumed pretraining (or
+one extended to more epochs) computes what an uninterrupted one would.
 """
 
 import dataclasses
 import functools
+import json
+import time
 from typing import Callable
 
 import jax
@@ -16,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from plr_jax import checkpoint as checkpoint_lib
 from plr_jax import classifier as classifier_lib
 from plr_jax import config as config_lib
 from plr_jax import continual
@@ -32,6 +38,9 @@ class PretrainConfig:
   batch_size: int = 256
   learning_rate: float = 1e-4
   augment: bool = True
+  # 'symmetric' as the reference (torchvision's RandomCrop(32, padding=4,
+  # padding_mode='symmetric')); 'zeros' pads with the mean colour.
+  crop_padding: str = 'symmetric'
 
 
 @functools.lru_cache(maxsize=None)
@@ -53,7 +62,8 @@ def _make_epoch(arch: config_lib.ArchConfig, config: PretrainConfig,
                                         config.batch_size)
     x = (images[rows].astype(jnp.float32) / 255.0 - mean) / std
     if config.augment:
-      x = data_lib.augment(jax.random.fold_in(key, i), x)
+      x = data_lib.augment(jax.random.fold_in(key, i), x,
+                           mode=config.crop_padding)
     (loss, batch_stats), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(params, batch_stats, x, labels[rows])
     updates, opt_state = tx.update(grads, opt_state, params)
@@ -71,7 +81,8 @@ def _make_epoch(arch: config_lib.ArchConfig, config: PretrainConfig,
 
 def pretrain(arch: config_lib.ArchConfig, dataset: data_lib.Dataset,
              config: PretrainConfig, seed: int,
-             on_epoch: Callable[[int, float], None] | None = None):
+             on_epoch: Callable[[int, float], None] | None = None,
+             checkpoints: checkpoint_lib.EpochCheckpointer | None = None):
   """Trains a classifier on `dataset` and returns its variables.
 
   Args:
@@ -81,11 +92,20 @@ def pretrain(arch: config_lib.ArchConfig, dataset: data_lib.Dataset,
     config: epochs, batch size, learning rate, augmentation.
     seed: initialisation, batch order and augmentation.
     on_epoch: called with the 1-based epoch and its mean training loss.
+    checkpoints: saves the state after every epoch; a pretraining found
+      there (same architecture, data, hyper-parameters and seed; any number
+      of epochs up to `config.epochs`) is continued instead of restarted.
 
   Returns:
-    `(variables, test_accuracy)` for the whole classifier; keep
-    `variables['params']['extractor']` and `variables['batch_stats']`.
+    `(variables, test_accuracy, wall_time_s)` for the whole classifier
+    (keep `variables['params']['extractor']` and `variables['batch_stats']`);
+    the wall time counts the epochs of earlier, resumed processes too.
+
+  Raises:
+    checkpoint.CheckpointError: `checkpoints` holds another pretraining, or
+      one longer than `config.epochs`.
   """
+  start = time.perf_counter()
   classes = np.unique(dataset.train_labels)
   # Labels are remapped to 0..K-1 so a subset of classes gets a K-way head.
   remap = np.full(int(classes.max()) + 1, -1, np.int32)
@@ -103,14 +123,40 @@ def pretrain(arch: config_lib.ArchConfig, dataset: data_lib.Dataset,
   mean, std = dataset.channel_stats()
   images = jnp.asarray(dataset.train_images)
   labels = jnp.asarray(remap[dataset.train_labels])
-  for e in range(1, config.epochs + 1):
+  identity = {'arch': dataclasses.asdict(arch),
+              'config': {**dataclasses.asdict(config), 'epochs': None},
+              'seed': seed, 'dataset': dataset.name,
+              'classes': classes.tolist(),
+              'train_images': int(len(dataset.train_labels))}
+  identity = json.loads(json.dumps(identity))  # tuples as lists
+  first, earlier_s = 1, 0.0
+  if checkpoints is not None:
+    restored = checkpoints.restore(carry)
+    if restored is not None:
+      carry, info = restored
+      if info.get('identity') != identity:
+        raise checkpoint_lib.CheckpointError(
+            f'{checkpoints.directory} holds another pretraining (other '
+            'architecture, data, hyper-parameters or seed); use another '
+            'directory')
+      if info['epoch'] > config.epochs:
+        raise checkpoint_lib.CheckpointError(
+            f'{checkpoints.directory} holds a pretraining at epoch '
+            f'{info["epoch"]}, past the {config.epochs} epochs asked for')
+      first, earlier_s = info['epoch'] + 1, info['wall_time_s']
+  for e in range(first, config.epochs + 1):
     carry, losses = epoch(carry, images, labels, mean, std,
                           jax.random.fold_in(key, e))
+    loss = float(jnp.mean(losses))
+    if checkpoints is not None:
+      checkpoints.save(carry, e, {
+          'identity': identity, 'loss': loss,
+          'wall_time_s': earlier_s + time.perf_counter() - start})
     if on_epoch is not None:
-      on_epoch(e, float(jnp.mean(losses)))
+      on_epoch(e, loss)
   variables = {'params': carry[0], 'batch_stats': carry[1]}
   test = data_lib.normalise(dataset.test_images, mean, std)
   features = evaluation.extract_features(arch, variables, test)
   predictions = evaluation.predict(arch, variables['params'], features)
   accuracy = float(np.mean(predictions == remap[dataset.test_labels]))
-  return variables, accuracy
+  return variables, accuracy, earlier_s + time.perf_counter() - start

@@ -211,8 +211,8 @@ def make_classifier_step(
     arch: config_lib.ArchConfig, tx: optax.GradientTransformation,
     strategy: strategy_lib.Strategy, replay_size: int, *,
     inputs: str = 'features', with_current: bool = True,
-    replay_images: bool = False, branchless: bool | None = None,
-    jit: bool = True,
+    replay_images: bool = False, replay_targets: str = 'soft',
+    branchless: bool | None = None, jit: bool = True,
 ) -> Callable[..., tuple[TrainState, Metrics]]:
   """Builds `step(state, batch, replay, info, trainable=None)`.
 
@@ -228,6 +228,10 @@ def make_classifier_step(
     replay_images: the replay batch holds images (`levels=(images,)`) that
       run through the whole classifier (standard generative replay, GR);
       the strategy must then be IR.
+    replay_targets: `"soft"`: distillation towards the previous
+      classifier's softened logits (the reference's `--distill`, its PLR
+      runs); `"hard"`: cross-entropy towards their argmax among the earlier
+      classes (the reference's default, its Fashion-MNIST GR command).
     branchless: compute the replay loss in task 1 too and select it away
       (see `when_replaying`; None: on XLA:CPU only).
     jit: return the step jit-compiled, state donated.
@@ -239,6 +243,7 @@ def make_classifier_step(
   """
   if inputs not in ('features', 'images'):
     raise ValueError(f'inputs must be "features" or "images", got {inputs!r}')
+  check_replay_targets(replay_targets)
   strategy = strategy_lib.check_strategy(strategy, arch)
   slices = strategy_lib.split_batch(strategy, replay_size)
   model = Classifier(arch)
@@ -274,14 +279,18 @@ def make_classifier_step(
                        replayed or (None,) * len(slices),
                        method=Classifier.classify_injected)
 
-  def distillation(logits, replay: replay_lib.ReplayBatch, info: TaskInfo):
+  def replay_objective(logits, replay: replay_lib.ReplayBatch,
+                       info: TaskInfo):
+    if replay_targets == 'hard':
+      labels = losses.hard_targets(replay.logits, info.replayed)
+      return jnp.mean(losses.cross_entropy(logits, labels, info.active))
     return jnp.mean(losses.distillation(logits, replay.logits, info.replayed,
                                         info.active))
 
   def replay_loss(params, extra, replay: replay_lib.ReplayBatch,
                   info: TaskInfo):
-    return distillation(logits_of(params, extra, None, replay_inputs(replay)),
-                        replay, info)
+    return replay_objective(
+        logits_of(params, extra, None, replay_inputs(replay)), replay, info)
 
   def loss_fn(params, extra, batch: Batch, replay, info: TaskInfo):
     current_weight, replay_weight = losses.task_weights(info.task)
@@ -308,7 +317,7 @@ def make_classifier_step(
       replay_logits = logits_of(params, extra, None, replay_inputs(replay))
     if replay is not None:
       if one_pass:
-        replayed = distillation(replay_logits, replay, info)
+        replayed = replay_objective(replay_logits, replay, info)
       else:
         replayed = when_replaying(info, replay_loss,
                                   lambda *_: jnp.zeros(()), params, extra,
@@ -338,7 +347,10 @@ def make_classifier_step(
 def make_generator_step(
     arch: config_lib.ArchConfig, tx: optax.GradientTransformation, *,
     with_current: bool = True, model=None,
-    recon_levels: tuple[int, ...] | None = None,
+    current_levels: tuple[int, ...] | None = None,
+    replay_levels: tuple[int, ...] | None = None,
+    recon_loss: Callable[..., jax.Array] = losses.reconstruction,
+    replay_targets: str = 'soft',
     branchless: bool | None = None,
     jit: bool = True,
 ) -> Callable[..., tuple[TrainState, Metrics]]:
@@ -347,18 +359,25 @@ def make_generator_step(
   `levels` are the real data's features at every level (the classifier's,
   level 0 first): the reconstruction targets, with `labels` choosing each
   example's prior mode. Replayed data is reconstructed towards the previous
-  generator's own outputs, with the mixture prior weighted by the previous
-  classifier's softened predictions. `model` defaults to `Generator(arch)`;
-  an `ImageGenerator` takes `levels=(images,)`. `recon_levels` picks the
-  levels whose reconstruction enters the loss (None: all, paper eq. 2).
-  `branchless`: see `when_replaying`.
+  generator's own outputs; its prior is the mixture of the earlier classes'
+  modes weighted by the previous classifier's softened predictions
+  (`replay_targets="soft"`), or the mode of its most likely class
+  (`"hard"`). `model` defaults to `Generator(arch)`; an `ImageGenerator`
+  takes `levels=(images,)` (with `recon_loss=losses.bernoulli_reconstruction`
+  for its Bernoulli pixels). `current_levels` and `replay_levels` pick the
+  levels whose reconstruction enters the loss for current and replayed data
+  (None: all, paper eq. 2; see `generator_recon_levels`). The latent term is
+  divided by the input images' C*H*W (`ArchConfig.input_size`), as the
+  reference's. `branchless`: see `when_replaying`.
   """
   model = model or Generator(arch)
+  check_replay_targets(replay_targets)
+  normaliser = float(model.arch.input_size)
 
-  def pick(levels):
-    if recon_levels is None:
+  def pick(levels, chosen):
+    if chosen is None:
       return levels
-    return tuple(levels[n] for n in recon_levels)
+    return tuple(levels[n] for n in chosen)
 
   def noise(key, x):
     return generator_lib.latent_noise(model.arch, key, x)
@@ -379,17 +398,24 @@ def make_generator_step(
     return (jax.tree.map(lambda a: a[:rows], out),
             jax.tree.map(lambda a: a[rows:], out))
 
-  def recon_of(outs, targets):
-    return jnp.mean(losses.reconstruction(pick(outs), pick(targets)))
+  def recon_of(outs, targets, chosen):
+    return jnp.mean(recon_loss(pick(outs, chosen), pick(targets, chosen)))
+
+  def replay_log_weights(replay: replay_lib.ReplayBatch, info):
+    """Log mixture weights of the prior modes for each replayed sample."""
+    if replay_targets == 'hard':
+      hard = losses.hard_targets(replay.logits, info.replayed)
+      one_hot = jax.nn.one_hot(hard, replay.logits.shape[-1], dtype=bool)
+      return jnp.where(one_hot, 0.0, 0.5 * jnp.finfo(replay.logits.dtype).min)
+    return losses.masked_log_softmax(
+        replay.logits / losses.DISTILLATION_TEMPERATURE, info.replayed)
 
   def replay_terms(params, vae_out, replay: replay_lib.ReplayBatch, info):
     mean, logvar, z, outs = vae_out
-    log_weights = losses.masked_log_softmax(
-        replay.logits / losses.DISTILLATION_TEMPERATURE, info.replayed)
     latent = jnp.mean(losses.mixture_latent(
         z, mean, logvar, params['prior_mean'], params['prior_logvar'],
-        log_weights)) / losses.LATENT_NORMALISER
-    return {'replay_recon': recon_of(outs, replay.levels),
+        replay_log_weights(replay, info))) / normaliser
+    return {'replay_recon': recon_of(outs, replay.levels, replay_levels),
             'replay_latent': latent}
 
   def loss_fn(params, levels, labels, replay, info: TaskInfo, key):
@@ -407,10 +433,10 @@ def make_generator_step(
       current_out = vae(params, levels[0], current_key)
     if with_current:
       mean, logvar, z, outs = current_out
-      recon = recon_of(outs, levels)
+      recon = recon_of(outs, levels, current_levels)
       latent = jnp.mean(losses.latent(
           z, mean, logvar, params['prior_mean'][labels],
-          params['prior_logvar'][labels])) / losses.LATENT_NORMALISER
+          params['prior_logvar'][labels])) / normaliser
       metrics.update(recon=recon, latent=latent)
       loss += current_weight * (recon + latent)
     if replay is not None:
@@ -443,30 +469,41 @@ def make_generator_step(
   return jax.jit(step, donate_argnums=0) if jit else step
 
 
-RECON_LEVELS = ('used', 'all', 'classifier')
+RECON_LEVELS = ('all', 'only_last_layer', 'used', 'classifier')
+REPLAY_TARGETS = ('soft', 'hard')
 
 
-def generator_recon_levels(strategy: strategy_lib.Strategy,
-                           mode: str = 'used') -> tuple[int, ...] | None:
-  """The levels the generator learns to reconstruct (None: every level).
+def check_replay_targets(replay_targets: str) -> None:
+  if replay_targets not in REPLAY_TARGETS:
+    raise ValueError(f'replay targets must be "soft" or "hard", got '
+                     f'{replay_targets!r}')
 
-  "used" keeps the levels a replay slice is injected at. "classifier" keeps
-  level 0 alone: the hidden levels of a replayed sample are then the
+
+def generator_recon_levels(
+    strategy: strategy_lib.Strategy, mode: str = 'all'
+) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
+  """The levels the generator reconstructs: `(for current data, for
+  replayed data)`, each a tuple of levels or None for every level.
+
+  The reference's two modes: "all" (its `--latent`: every level for both,
+  paper eq. 2) and "only_last_layer" (its `--only-last-layer`: level 0 alone
+  for current data, every level for replayed data). Ours: "used" keeps the
+  levels a replay slice is injected at, for both; "classifier" keeps level 0
+  alone for both, and the hidden levels of a replayed sample are then the
   previous classifier's features of its generated level 0 (see
   `replay.generative`), so the generator never models hidden activations.
-  Hidden-layer activations of a trained classifier are large (mean squares of
-  hundreds were measured on Fashion-MNIST), so their squared errors swamp the
-  latent loss when every level is reconstructed: the posterior drifts far from
-  the prior modes and samples from the prior stop resembling the data.
   """
   if mode not in RECON_LEVELS:
-    raise ValueError(f'recon_levels must be one of {RECON_LEVELS}, got '
-                     f'{mode!r}')
+    raise ValueError(f'recon_levels must be one of {", ".join(RECON_LEVELS)}'
+                     f', got {mode!r}')
   if mode == 'all':
-    return None
+    return None, None
+  if mode == 'only_last_layer':
+    return (0,), None
   if mode == 'classifier':
-    return (0,)
-  return tuple(n for n, f in enumerate(strategy) if f > 0)
+    return (0,), (0,)
+  used = tuple(n for n, f in enumerate(strategy) if f > 0)
+  return used, used
 
 
 def make_plr_step(
@@ -474,15 +511,17 @@ def make_plr_step(
     replay_size: int, classifier_tx: optax.GradientTransformation,
     generator_tx: optax.GradientTransformation, *, inputs: str = 'features',
     extractor_trainable_until: int | None = None,
-    recon_levels: str = 'used', branchless: bool | None = None,
+    recon_levels: str = 'all', replay_targets: str = 'soft',
+    targets_after_update: bool = True, branchless: bool | None = None,
     shard: Callable[[Any], Any] | None = None, jit: bool = True,
 ) -> Callable[[PLRState, Batch, TaskInfo], tuple[PLRState, Metrics]]:
   """One generative PLR iteration: sample replay, update both networks.
 
   The replay batch comes from the previous generator and is labelled by the
-  previous classifier (skipped, via `lax.cond`, in task 1). The generator's
-  reconstruction targets for current data are the classifier's features
-  before this iteration's update.
+  previous classifier (skipped in task 1). The classifier is updated first;
+  the generator's reconstruction targets for current data are then the
+  classifier's features after that update (as the reference computes them,
+  under `no_grad`, after the classifier's step of the same iteration).
 
   Args:
     arch, strategy, replay_size: as for `make_classifier_step`.
@@ -493,12 +532,14 @@ def make_plr_step(
       need an extractor without batch norm.
     extractor_trainable_until: with images, the extractor is trained up to
       and including this task and frozen after it (None: never frozen).
-    recon_levels: `"used"`: the generator reconstructs the levels the
-      strategy replays at (f_n > 0; level 0 alone for IR, as BI-R);
-      `"all"`: every level (paper eq. 2 read literally); `"classifier"`:
-      level 0 only, and the replayed hidden levels are the previous
-      classifier's features of the generated level 0. See
-      `generator_recon_levels`.
+    recon_levels: which levels the generator reconstructs, for current and
+      replayed data: `"all"`, `"only_last_layer"` (the reference's modes),
+      `"used"`, `"classifier"` (ours); see `generator_recon_levels`.
+    replay_targets: `"soft"` or `"hard"` (see `make_classifier_step`); the
+      generator's replay prior follows the same choice.
+    targets_after_update: False takes the generator's targets from the
+      classifier before this iteration's update (one pass fewer to wait for;
+      not the reference's order).
     branchless: no `lax.cond` around the replay (see `when_replaying`).
     shard: applied to the replay batch (e.g. `sharding.constrain_batch`, to
       split it over devices); None leaves placement to XLA.
@@ -510,10 +551,13 @@ def make_plr_step(
                      'extractors without batch norm only')
   classifier_step = make_classifier_step(arch, classifier_tx, strategy,
                                          replay_size, inputs=inputs,
+                                         replay_targets=replay_targets,
                                          branchless=branchless, jit=False)
+  current_levels, replay_levels = generator_recon_levels(strategy,
+                                                         recon_levels)
   generator_step = make_generator_step(
-      arch, generator_tx,
-      recon_levels=generator_recon_levels(strategy, recon_levels),
+      arch, generator_tx, current_levels=current_levels,
+      replay_levels=replay_levels, replay_targets=replay_targets,
       branchless=branchless, jit=False)
   model = Classifier(arch)
 
@@ -529,20 +573,20 @@ def make_plr_step(
         lambda: replay_lib.empty(arch, replay_size, batch.x.dtype),
         branchless=branchless)
     replay = shard(replay)
-    params = state.classifier.params
-    features = batch.x
     trainable = None
+    if inputs == 'images' and extractor_trainable_until is not None:
+      trainable = {'extractor': trains_until(info, extractor_trainable_until)}
+    classifier, classifier_metrics = classifier_step(
+        state.classifier, batch, replay, info, trainable)
+    params = (classifier if targets_after_update
+              else state.classifier).params
+    features = batch.x
     if inputs == 'images':
       features = model.apply({'params': params}, batch.x,
                              method=Classifier.extract)
-      if extractor_trainable_until is not None:
-        trainable = {
-            'extractor': trains_until(info, extractor_trainable_until)}
     _, levels = model.apply({'params': params}, features,
                             method=Classifier.levels)
     levels = jax.lax.stop_gradient(levels)
-    classifier, classifier_metrics = classifier_step(
-        state.classifier, batch, replay, info, trainable)
     generator, generator_metrics = generator_step(
         state.generator, levels, batch.y, replay, info, generator_key)
     metrics = {f'classifier/{k}': v for k, v in classifier_metrics.items()}
@@ -558,26 +602,38 @@ def make_gr_step(
     arch: config_lib.ArchConfig, replay_size: int,
     classifier_tx: optax.GradientTransformation,
     generator_tx: optax.GradientTransformation, *,
-    frozen_after: int | None = None, branchless: bool | None = None,
+    frozen_after: int | None = None, replay_targets: str = 'hard',
+    bernoulli: bool = True, classifier_on_reconstructions: bool = True,
+    branchless: bool | None = None,
     shard: Callable[[Any], Any] | None = None, jit: bool = True,
 ) -> Callable[[PLRState, Batch, TaskInfo], tuple[PLRState, Metrics]]:
-  """Standard generative replay of images (Figure 5's GR baselines).
+  """Standard generative replay of images (Figure 5's GR baselines), as the
+  reference's `train.py` runs it.
 
-  The previous `ImageGenerator` samples images of earlier classes, the
-  previous classifier labels them softly, and they run through the whole
-  classifier; both networks train on images. With `frozen_after=K` the
-  classifier's extractor and the generator's convolutional encoder and
-  decoder are frozen after task K (`gr_frozen`). `branchless`: no
-  `lax.cond` around the replay (see `when_replaying`).
+  The previous `ImageGenerator` samples images of earlier classes and the
+  previous classifier labels them (`replay_targets`: its argmax among the
+  earlier classes, the reference's default, or its softened logits); they
+  run through the whole classifier. With `classifier_on_reconstructions`
+  (the reference) the classifier trains on the current generator's
+  reconstructions of the current batch (constants for autodiff), not on the
+  real images; it is evaluated on real images. The generator then trains on
+  the real images. With `frozen_after=K` the classifier's extractor and the
+  generator's convolutional encoder and decoder are frozen after task K
+  (`gr_frozen`). `bernoulli`: pixels in [0, 1], binary cross-entropy (see
+  `ImageGenerator`). `branchless`: see `when_replaying`.
   """
   shard = shard or (lambda tree: tree)
-  generator = image_generator.ImageGenerator(arch)
+  generator = image_generator.ImageGenerator(arch, bernoulli=bernoulli)
   ir = strategy_lib.internal_replay(arch.num_levels)
   classifier_step = make_classifier_step(
       arch, classifier_tx, ir, replay_size, inputs='images',
-      replay_images=True, branchless=branchless, jit=False)
-  generator_step = make_generator_step(arch, generator_tx, model=generator,
-                                       branchless=branchless, jit=False)
+      replay_images=True, replay_targets=replay_targets,
+      branchless=branchless, jit=False)
+  generator_step = make_generator_step(
+      arch, generator_tx, model=generator,
+      recon_loss=(losses.bernoulli_reconstruction if bernoulli
+                  else losses.reconstruction),
+      replay_targets=replay_targets, branchless=branchless, jit=False)
   model = Classifier(arch)
 
   def sample(state, key, info):
@@ -588,9 +644,16 @@ def make_gr_step(
     return replay_lib.ReplayBatch(levels=(jax.lax.stop_gradient(images),),
                                   logits=jax.lax.stop_gradient(logits))
 
+  def reconstructions(params, images, key):
+    _, _, _, (raw,) = generator.apply(
+        {'params': params}, images,
+        generator_lib.latent_noise(arch, key, images),
+        method=image_generator.ImageGenerator.reconstruct)
+    return jax.lax.stop_gradient(image_generator.to_images(raw, bernoulli))
+
   def step(state: PLRState, batch: Batch, info: TaskInfo):
     key = jax.random.fold_in(state.key, state.step)
-    replay_key, generator_key = jax.random.split(key)
+    replay_key, generator_key, recon_key = jax.random.split(key, 3)
     empty = replay_lib.ReplayBatch(
         levels=(jnp.zeros((replay_size,) + batch.x.shape[1:], batch.x.dtype),),
         logits=jnp.zeros((replay_size, arch.num_classes), batch.x.dtype))
@@ -603,8 +666,13 @@ def make_gr_step(
       classifier_trainable = {'extractor': open_gate}
       generator_trainable = {'conv_encoder': open_gate,
                              'conv_decoder': open_gate}
+    classifier_batch = batch
+    if classifier_on_reconstructions:
+      classifier_batch = batch.replace(x=reconstructions(
+          state.generator.params, batch.x, recon_key))
     classifier, classifier_metrics = classifier_step(
-        state.classifier, batch, replay, info, classifier_trainable)
+        state.classifier, classifier_batch, replay, info,
+        classifier_trainable)
     generator_state, generator_metrics = generator_step(
         state.generator, (batch.x,), batch.y, replay, info, generator_key,
         generator_trainable)

@@ -126,18 +126,55 @@ def test_class_order_and_task_info():
   assert tasks[order[0]] == 0 and tasks[order[5]] == 2
 
 
+# numpy's `np.random.seed(0); np.random.permutation(100)`, computed once with
+# numpy 2.x (the legacy generator's stream is fixed): the reference remaps
+# CIFAR-100 label y to PERMUTATION_SEED0[y] for seed 0.
+PERMUTATION_SEED0 = [
+    26, 86, 2, 55, 75, 93, 16, 73, 54, 95, 53, 92, 78, 13, 7, 30, 22, 24, 33,
+    8, 43, 62, 3, 71, 45, 48, 6, 99, 82, 76, 60, 80, 90, 68, 51, 27, 18, 56,
+    63, 74, 1, 61, 42, 41, 4, 15, 17, 40, 38, 5, 91, 59, 0, 34, 28, 50, 11,
+    35, 23, 52, 10, 31, 66, 57, 79, 85, 32, 84, 14, 89, 19, 29, 49, 97, 98,
+    69, 20, 94, 72, 77, 25, 37, 81, 46, 39, 65, 58, 12, 88, 70, 87, 36, 21,
+    83, 9, 96, 67, 64, 47, 44]
+
+
+def test_authors_class_order_is_the_references_label_remapping():
+  """CIFAR-100, seed 0: class y belongs to task PERMUTATION_SEED0[y] // 10,
+  as in the reference (tasks are consecutive groups of remapped labels)."""
+  order = continual.class_order(0, 100, 'authors', 'cifar100')
+  np.testing.assert_array_equal(continual.task_of_class(order, 10),
+                                np.asarray(PERMUTATION_SEED0) // 10)
+  assert sorted(order[:10].tolist()) == [2, 14, 19, 22, 26, 40, 44, 49, 52,
+                                         94]
+  # CIFAR-10 (Table 1) draws its permutation the same way.
+  np.testing.assert_array_equal(
+      continual.task_of_class(continual.class_order(0, 10, 'authors',
+                                                    'cifar10'), 2),
+      np.asarray([2, 8, 4, 9, 1, 6, 7, 3, 0, 5]) // 5)
+  # Fashion-MNIST keeps the dataset's order below seed 10, not above.
+  for seed in (0, 9):
+    np.testing.assert_array_equal(
+        continual.class_order(seed, 10, 'authors', 'fashion_mnist'),
+        np.arange(10))
+  np.testing.assert_array_equal(
+      continual.task_of_class(continual.class_order(
+          12, 10, 'authors', 'fashion_mnist'), 5),
+      np.asarray([5, 8, 7, 0, 4, 9, 3, 2, 1, 6]) // 2)
+  # The default rule is the authors'.
+  np.testing.assert_array_equal(continual.class_order(0, 100), order)
+
+
 def test_class_order_rules():
-  seeded = continual.class_order(1, 10)
+  seeded = continual.class_order(1, 10, 'seeded')
   assert not np.array_equal(seeded, np.arange(10))
+  assert not np.array_equal(seeded, continual.class_order(1, 10, 'authors'))
   for seed in (0, 1):
     np.testing.assert_array_equal(
         continual.class_order(seed, 10, 'identity'), np.arange(10))
-  # BI-R's rule: dataset order for seed 0 only.
-  np.testing.assert_array_equal(continual.class_order(0, 10, 'bir'),
-                                np.arange(10))
-  np.testing.assert_array_equal(continual.class_order(1, 10, 'bir'), seeded)
   with pytest.raises(ValueError, match="got 'sorted'"):
     continual.class_order(0, 10, 'sorted')
+  with pytest.raises(ValueError, match="got 'bir'"):
+    continual.class_order(0, 10, 'bir')
 
 
 def test_identity_class_order_defines_the_tasks():

@@ -80,21 +80,42 @@ def test_normalise_and_subset(tmp_path):
   assert set(np.unique(sub.train_labels)) == {2, 7}
 
 
-def test_augment_crops_and_flips():
+@pytest.mark.parametrize('mode,np_mode', [('symmetric', 'symmetric'),
+                                           ('zeros', 'constant')])
+def test_augment_crops_and_flips(mode, np_mode):
   images = jnp.arange(2 * 6 * 6 * 1, dtype=jnp.float32).reshape(2, 6, 6, 1) + 1
-  out = jax.jit(data.augment, static_argnums=2)(jax.random.key(0), images, 2)
+  augment = jax.jit(data.augment, static_argnums=(2, 3))
+  out = augment(jax.random.key(0), images, 2, mode)
   assert out.shape == images.shape
   # Same key, same result; every output is a crop of the padded, maybe
   # flipped input.
   np.testing.assert_array_equal(
-      out, data.augment(jax.random.key(0), images, 2))
+      out, data.augment(jax.random.key(0), images, 2, mode))
   for img, src in zip(np.asarray(out), np.asarray(images)):
-    padded = np.pad(src, ((2, 2), (2, 2), (0, 0)))
+    padded = np.pad(src, ((2, 2), (2, 2), (0, 0)), mode=np_mode)
     crops = [padded[i:i + 6, j:j + 6] for i in range(5) for j in range(5)]
     crops += [c[:, ::-1] for c in crops]
     assert any(np.array_equal(img, c) for c in crops)
-  outs = [data.augment(jax.random.key(k), images, 2) for k in range(8)]
+  outs = [data.augment(jax.random.key(k), images, 2, mode) for k in range(8)]
   assert len({np.asarray(o).tobytes() for o in outs}) > 1
+
+
+def test_symmetric_padding_is_torchvisions():
+  """torchvision's documented example: [1, 2, 3, 4] padded by 2 in
+  symmetric mode is [2, 1, 1, 2, 3, 4, 4, 3]. Every crop of a 1 x 4 image
+  padded so, with the same offsets in both axes of a constant row, shows it."""
+  row = jnp.asarray([1., 2., 3., 4.])
+  image = jnp.broadcast_to(row, (4, 4))[None, :, :, None]
+  seen = set()
+  for k in range(64):
+    out = np.asarray(data.augment(jax.random.key(k), image, 2, 'symmetric'))
+    seen.add(tuple(out[0, 0, :, 0]))
+  padded = (2., 1., 1., 2., 3., 4., 4., 3.)
+  crops = {padded[i:i + 4] for i in range(5)}
+  crops |= {c[::-1] for c in crops}
+  assert seen <= crops and len(seen) > 2
+  with pytest.raises(ValueError, match="'symmetric' or 'zeros'"):
+    data.augment(jax.random.key(0), image, 2, 'reflect')
 
 
 def test_tensorflow_datasets_is_tried_last(tmp_path, monkeypatch):

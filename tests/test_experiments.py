@@ -100,13 +100,15 @@ def test_split_cifar100_pretrains_then_runs(data_dir, tmp_path):
 def test_split_cifar10_buffer_replay(data_dir, tmp_path):
   workdir = str(tmp_path / 'c10')
   _run('split_cifar10', f'--workdir={workdir}', f'--data_dir={data_dir}',
-       '--preset=tiny', '--seeds=0', '--arch=arch2',
-       '--strategy=0.5,0.3,0.2', '--data_label=fake', '--class_order=bir')
+       '--preset=tiny', '--arch=arch2',
+       '--strategy=0.5,0.3,0.2', '--data_label=fake', '--seeds=3')
   record = _results(workdir)
-  _check_record(record, tasks=2, seeds=[0], mfid=False)
-  # BI-R's rule keeps seed 0 in the dataset's class order.
-  assert record['per_seed'][0]['class_order'] == list(range(10))
-  assert record['config']['class_order_rule'] == 'bir'
+  _check_record(record, tasks=2, seeds=[3], mfid=False)
+  # The authors' rule by default: np.random.seed(3); permutation(10).
+  permutation = np.random.RandomState(3).permutation(10)
+  assert record['per_seed'][0]['class_order'] == np.argsort(
+      permutation).tolist()
+  assert record['config']['class_order_rule'] == 'authors'
   assert record['config']['replay'] == 'buffer'
   assert record['config']['arch']['num_classes'] == 10
 

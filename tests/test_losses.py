@@ -4,6 +4,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from plr_jax import losses
 
@@ -140,7 +141,23 @@ class LossesTest(chex.TestCase):
     for t, (cur, rep) in {1: (1.0, 0.0), 2: (0.5, 0.5), 4: (0.25, 0.75)}.items():
       got = losses.task_weights(jnp.asarray(t))
       np.testing.assert_allclose(got, (cur, rep))
-    assert losses.LATENT_NORMALISER == 3072
+
+  def test_bernoulli_reconstruction_is_pixel_averaged_bce(self):
+    logits = RNG.normal(size=(3, 4, 4, 1)).astype(np.float32)
+    targets = RNG.uniform(size=(3, 4, 4, 1)).astype(np.float32)
+    p = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    bce = -(targets * np.log(p) + (1 - targets) * np.log(1 - p))
+    expected = bce.reshape(3, -1).mean(axis=1)
+    got = jax.jit(losses.bernoulli_reconstruction)([logits], [targets])
+    chex.assert_shape(got, (3,))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    with pytest.raises(ValueError, match='target shape'):
+      losses.bernoulli_reconstruction([logits], [targets[:, :2]])
+
+  def test_hard_targets_are_the_teachers_argmax_among_replayed(self):
+    logits = jnp.array([[5.0, 1.0, 2.0, 0.0], [0.0, 9.0, 1.0, 3.0]])
+    mask = jnp.array([False, True, True, True])
+    np.testing.assert_array_equal(losses.hard_targets(logits, mask), [2, 1])
 
 
 def test_extreme_log_variances_stay_finite():

@@ -188,3 +188,38 @@ def test_mid_task_checkpoints_wait_for_the_minimum_interval(tmp_path):
   assert checkpoints.due(20)
   assert checkpoint.RunCheckpointer(str(tmp_path), every=10).due(10)
   assert not checkpoint.RunCheckpointer(str(tmp_path)).due(10)
+
+
+def test_pretraining_resumes_after_the_last_epoch(tmp_path):
+  """Three epochs in one go equal one epoch, then a rerun asked for three
+  (the checkpoint after epoch 1 is continued, not restarted)."""
+  from plr_jax import config as config_lib
+  from plr_jax import data as data_lib
+  from plr_jax import pretrain
+  fake_data.write_cifar10(tmp_path, per_class_train=10, per_class_test=2)
+  dataset = data_lib.load('cifar10', str(tmp_path))
+  arch = config_lib.ArchConfig(
+      'tiny32', image_shape=(32, 32, 3), conv_channels=(4, 4),
+      conv_strides=(2, 2), conv_batch_norm=True, conv_last_relu=False,
+      hidden=(8,), num_classes=10, z_dim=2)
+  config = pretrain.PretrainConfig(epochs=3, batch_size=25)
+  whole, accuracy, _ = pretrain.pretrain(
+      arch, dataset, config, seed=0,
+      checkpoints=checkpoint.EpochCheckpointer(str(tmp_path / 'a')))
+  epochs = []
+  checkpoints = checkpoint.EpochCheckpointer(str(tmp_path / 'b'))
+  pretrain.pretrain(arch, dataset, pretrain.PretrainConfig(
+      epochs=1, batch_size=25), seed=0, checkpoints=checkpoints)
+  resumed, resumed_accuracy, _ = pretrain.pretrain(
+      arch, dataset, config, seed=0, checkpoints=checkpoints,
+      on_epoch=lambda e, loss: epochs.append(e))
+  assert epochs == [2, 3]
+  chex.assert_trees_all_equal(whole, resumed)
+  assert accuracy == resumed_accuracy
+  # Another seed (or data, or hyper-parameter) is refused, not mixed in.
+  with pytest.raises(checkpoint.CheckpointError,
+                     match='holds another pretraining'):
+    pretrain.pretrain(arch, dataset, config, seed=1, checkpoints=checkpoints)
+  with pytest.raises(checkpoint.CheckpointError, match='past the 2 epochs'):
+    pretrain.pretrain(arch, dataset, pretrain.PretrainConfig(
+        epochs=2, batch_size=25), seed=0, checkpoints=checkpoints)
