@@ -100,8 +100,8 @@ def preset() -> experiment.Preset:
     return experiment.get_preset(FLAGS.preset)
   except ValueError:
     names = sorted(set(experiment.PRESETS) | set(BINARY_PRESETS))
-    raise ValueError(f'--preset must be one of {", ".join(names)}, got '
-                     f'{FLAGS.preset!r}') from None
+    raise ValueError(f'unknown preset {FLAGS.preset!r}; choose one of '
+                     f'{", ".join(names)}') from None
 
 
 def iters_per_task() -> int | None:

@@ -56,15 +56,24 @@ def from_buffer(arch: config_lib.ArchConfig, classifier_params,
                 features: jax.Array, key: jax.Array, num: int) -> ReplayBatch:
   """Draws `num` stored level-0 samples and recomputes their representations.
 
+  As the reference's latent buffer (a fresh random permutation of the stored
+  samples each iteration, its first batch taken), a batch holds distinct
+  samples when the buffer has at least `num`; a smaller buffer is drawn
+  with replacement.
+
   Args:
     arch: the architecture.
     classifier_params: the previous classifier, which gives the levels and
       soft targets.
     features: the buffer's level-0 features [M, D_0].
-    key: PRNG key for the draw (with replacement).
+    key: PRNG key for the draw.
     num: replay batch size (static).
   """
-  rows = jax.random.randint(key, (num,), 0, features.shape[0])
+  size = features.shape[0]
+  if size >= num:
+    rows = jax.random.permutation(key, size)[:num]
+  else:
+    rows = jax.random.randint(key, (num,), 0, size)
   logits, levels = classifier_lib.Classifier(arch).apply(
       {'params': classifier_params}, features[rows],
       method=classifier_lib.Classifier.levels)

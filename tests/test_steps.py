@@ -594,3 +594,27 @@ def test_gr_classifier_trains_on_the_vaes_reconstructions():
                              expected, rtol=1e-5)
   assert abs(float(real_metrics['classifier/current_loss'])
              - float(expected)) > 1e-4
+
+
+def test_buffer_batches_hold_distinct_stored_samples():
+  """As the reference's latent buffer: each replay batch is the start of a
+  fresh permutation of the stored samples (no repeats), with every level
+  and the soft targets recomputed by the previous classifier."""
+  arch = TINY
+  params = _top_params(arch)
+  stored = jax.random.normal(jax.random.key(0), (16, arch.feature_dim))
+  batch = replay_lib.from_buffer(arch, params, stored, jax.random.key(1), 12)
+  rows = [int(np.argmin(np.abs(np.asarray(stored) - r).sum(axis=1)))
+          for r in np.asarray(batch.levels[0])]
+  assert len(set(rows)) == 12
+  logits, levels = classifier_lib.Classifier(arch).apply(
+      {'params': params}, stored[np.asarray(rows)],
+      method=classifier_lib.Classifier.levels)
+  chex.assert_trees_all_close((batch.logits, batch.levels), (logits, levels),
+                              rtol=1e-5, atol=1e-6)
+  other = replay_lib.from_buffer(arch, params, stored, jax.random.key(2), 12)
+  assert not np.array_equal(other.levels[0], batch.levels[0])
+  # A buffer smaller than the batch is drawn with replacement.
+  small = replay_lib.from_buffer(arch, params, stored[:5], jax.random.key(1),
+                                 12)
+  chex.assert_shape(small.levels[0], (12, arch.feature_dim))
