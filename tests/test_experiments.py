@@ -185,7 +185,7 @@ def test_bad_input_is_one_line_and_exit_2(data_dir, tmp_path, args, message):
 def test_real_fashion_mnist_two_tasks_beats_chance(tmp_path):
   workdir = str(tmp_path / 'real')
   _run('fashion_mnist', f'--workdir={workdir}', '--preset=tiny',
-       '--seeds=0', '--num_tasks=2', '--iters_per_task=300')
+       '--seeds=0', '--num_tasks=2', '--iters_per_task=1000')
   record = _results(workdir)
   assert record['data'] == 'exact'
   # Chance is 10% over the 10 classes.

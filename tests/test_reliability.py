@@ -136,7 +136,7 @@ def test_sigkill_mid_task_then_resume_gives_identical_results(tmp_path):
   flags_path = os.path.join(workdir, 'run_flags.json')
   with open(flags_path) as fh:
     recorded = json.load(fh)
-  assert recorded.pop('class_order') == 'seeded'
+  assert recorded.pop('class_order') == 'authors'
   with open(flags_path, 'w') as fh:
     json.dump(recorded, fh)
   older = subprocess.run(_command(workdir, data_dir), cwd=ROOT, env=_env(),

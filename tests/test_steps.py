@@ -46,6 +46,12 @@ def _top_params(arch):
   return {k: v for k, v in params.items() if k != 'extractor'}
 
 
+def _fresh_top_params(arch):
+  """`_top_params` in buffers of its own (steps elsewhere donate theirs)."""
+  params = continual.init_classifier(arch, jax.random.key(0))['params']
+  return {k: v for k, v in params.items() if k != 'extractor'}
+
+
 def _classifier_state(arch, tx):
   return steps.TrainState.create(_top_params(arch), tx)
 
@@ -461,7 +467,7 @@ def test_hard_replay_targets_are_cross_entropy_to_the_teachers_argmax():
   classifier's replay loss is the cross-entropy over the classes seen so far
   towards the previous classifier's argmax among the earlier ones."""
   arch, tx = TINY, ADAM
-  state = _classifier_state(arch, tx)
+  state = steps.TrainState.create(_fresh_top_params(arch), tx)
   replay = _replay(arch, jax.random.key(3))
   info = steps.task_info(2, ORDER, 3)  # earlier classes 0, 1; seen 0 .. 3
   make = functools.partial(steps.make_classifier_step, arch, tx, (1.0, 0.0),
@@ -601,7 +607,7 @@ def test_buffer_batches_hold_distinct_stored_samples():
   fresh permutation of the stored samples (no repeats), with every level
   and the soft targets recomputed by the previous classifier."""
   arch = TINY
-  params = _top_params(arch)
+  params = _fresh_top_params(arch)
   stored = jax.random.normal(jax.random.key(0), (16, arch.feature_dim))
   batch = replay_lib.from_buffer(arch, params, stored, jax.random.key(1), 12)
   rows = [int(np.argmin(np.abs(np.asarray(stored) - r).sum(axis=1)))
