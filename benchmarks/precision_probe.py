@@ -20,9 +20,9 @@ from absl import flags
 import jax
 import numpy as np
 
-from plr_jax import checkpoint
+from plr_jax.io import checkpoint
 from plr_jax import experiment
-from plr_jax import layers
+from plr_jax.models import layers
 
 FLAGS = flags.FLAGS
 

@@ -33,11 +33,11 @@ from absl import flags
 import jax
 
 from benchmarks import run as bench
-from plr_jax import checkpoint
-from plr_jax import config as config_lib
-from plr_jax import continual
+from plr_jax.io import checkpoint
+from plr_jax.models import arch as arch_lib
+from plr_jax.train import continual
 from plr_jax import experiment
-from plr_jax import strategy as strategy_lib
+from plr_jax.train import strategy as strategy_lib
 
 PARTS = ('iteration', 'replay_update')
 
@@ -132,7 +132,7 @@ def summarise(trace_dir: str, iters: int, top: int = 12) -> list[dict]:
   return lines
 
 
-def profile(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
+def profile(arch: arch_lib.ArchConfig, strategy_text: str, num_seeds: int,
             iters: int, rows: int, trace_dir: str, top: int = 12,
             task_phases: bool | None = None, scan_unroll: int = 1,
             part: str = 'iteration') -> dict:
@@ -188,7 +188,7 @@ def report(result: dict) -> str:
 def main(argv):
   del argv
   try:
-    arch = config_lib.get_arch(FLAGS.arch)
+    arch = arch_lib.get_arch(FLAGS.arch)
     strategy_lib.parse_strategy(FLAGS.strategy, arch.num_levels)
     experiment.check_precision(FLAGS.precision)
     if min(FLAGS.iters, FLAGS.seeds, FLAGS.rows, FLAGS.top,

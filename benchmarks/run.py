@@ -41,15 +41,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from plr_jax import checkpoint
-from plr_jax import config as config_lib
-from plr_jax import continual
+from plr_jax.io import checkpoint
+from plr_jax.models import arch as arch_lib
+from plr_jax.train import continual
 from plr_jax import experiment
-from plr_jax import layers
-from plr_jax import optim
-from plr_jax import replay as replay_lib
-from plr_jax import steps
-from plr_jax import strategy as strategy_lib
+from plr_jax.models import layers
+from plr_jax.train import optim
+from plr_jax.train import replay as replay_lib
+from plr_jax.train import steps
+from plr_jax.train import strategy as strategy_lib
 
 STRATEGIES = {
     'arch1': ('ir', '0.7,0.3', '0.5,0.5', '0.3,0.7'),
@@ -155,7 +155,7 @@ class Task2Chunk:
                           self.iters)
 
 
-def task2_chunk(arch: config_lib.ArchConfig, strategy_text: str,
+def task2_chunk(arch: arch_lib.ArchConfig, strategy_text: str,
                 num_seeds: int, iters: int, rows: int,
                 task_phases: bool | None = None,
                 scan_unroll: int = 1) -> Task2Chunk:
@@ -238,7 +238,7 @@ def replay_update(setup: Task2Chunk) -> ReplayUpdate:
   return ReplayUpdate(step=step, replay=replay, chunk=chunk)
 
 
-def measure(arch: config_lib.ArchConfig, strategy_text: str, num_seeds: int,
+def measure(arch: arch_lib.ArchConfig, strategy_text: str, num_seeds: int,
             iters: int, repeats: int, rows: int, flops: bool = True,
             task_phases: bool | None = None, scan_unroll: int = 1) -> dict:
   """One benchmark record (see the module docstring)."""
@@ -323,7 +323,7 @@ def table(records: list[dict]) -> str:
 def main(argv):
   del argv
   try:
-    archs = [config_lib.get_arch(a) for a in FLAGS.archs]
+    archs = [arch_lib.get_arch(a) for a in FLAGS.archs]
     seed_counts = [int(s) for s in FLAGS.seeds]
     if FLAGS.iters < 1 or FLAGS.repeats < 1 or min(seed_counts) < 1:
       raise ValueError('--iters, --repeats and --seeds must be positive')

@@ -10,13 +10,13 @@ import sys
 
 from absl import flags
 
-from plr_jax import checkpoint
-from plr_jax import config as config_lib
-from plr_jax import continual
-from plr_jax import data
+from plr_jax.io import checkpoint
+from plr_jax.models import arch as arch_lib
+from plr_jax.train import continual
+from plr_jax.data import datasets as data
 from plr_jax import experiment
-from plr_jax import steps
-from plr_jax import strategy as strategy_lib
+from plr_jax.train import steps
+from plr_jax.train import strategy as strategy_lib
 
 flags.DEFINE_string('workdir', None, 'Where checkpoints, feature caches and '
                     'results go. Required.')
@@ -119,15 +119,15 @@ def data_label() -> str | None:
   return None if FLAGS.data_label == 'auto' else FLAGS.data_label
 
 
-def arch_preset(name: str, allowed: tuple[str, ...]) -> config_lib.ArchConfig:
+def arch_preset(name: str, allowed: tuple[str, ...]) -> arch_lib.ArchConfig:
   if name not in allowed:
     raise ValueError(f'unknown arch {name!r}; choose one of '
                      f'{", ".join(allowed)}')
-  chosen = config_lib.get_arch(name)
+  chosen = arch_lib.get_arch(name)
   return experiment.shrink(chosen) if preset().shrink else chosen
 
 
-def strategy(text: str, arch_config: config_lib.ArchConfig):
+def strategy(text: str, arch_config: arch_lib.ArchConfig):
   try:
     parsed = strategy_lib.parse_strategy(text, None)
   except ValueError as e:
@@ -182,7 +182,7 @@ def runtime():
   Call after the other flags are validated and before any computation.
   """
   import jax  # pylint: disable=g-import-not-at-top
-  from plr_jax import sharding  # pylint: disable=g-import-not-at-top
+  from plr_jax.train import sharding  # pylint: disable=g-import-not-at-top
   experiment.set_precision(FLAGS.precision)
   sharding.initialize_distributed(FLAGS.coordinator_address,
                                   FLAGS.num_processes, FLAGS.process_id)
@@ -284,7 +284,7 @@ def run_cifar(experiment_name: str, dataset_name: str, num_tasks: int, *,
       FLAGS.pretrain_epochs or run_preset.pretrain_epochs, seed=0)
   if dataset.num_classes != arch.num_classes:
     # One logit per class of the benchmark (10 for split CIFAR-10).
-    arch_config = config_lib.with_classes(arch, dataset.num_classes)
+    arch_config = arch_lib.with_classes(arch, dataset.num_classes)
   experiment.run_continual(
       experiment_name, arch_config, chosen, dataset, extractor, meta,
       num_tasks=num_tasks, preset=run_preset, seeds=run_seeds, workdir=work,

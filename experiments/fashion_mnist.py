@@ -35,9 +35,9 @@ from absl import flags
 from absl import logging
 
 from experiments import common
-from plr_jax import data
+from plr_jax.data import datasets as data
 from plr_jax import experiment
-from plr_jax import results
+from plr_jax.eval import results
 
 # setup: (replay, freeze the convolutional parts after this task).
 SETUPS = {'gr': ('images', None), 'ir_frozen': ('generative', 1),

@@ -15,7 +15,7 @@ from absl import flags
 from absl import logging
 
 from experiments import common
-from plr_jax import data
+from plr_jax.data import datasets as data
 from plr_jax import experiment
 
 flags.DEFINE_string('arch', 'arch1', 'Architecture whose extractor to train '

@@ -17,11 +17,11 @@ from absl import logging
 import jax
 
 from experiments import common
-from plr_jax import checkpoint
-from plr_jax import continual
-from plr_jax import data
+from plr_jax.io import checkpoint
+from plr_jax.train import continual
+from plr_jax.data import datasets as data
 from plr_jax import experiment
-from plr_jax import results
+from plr_jax.eval import results
 
 flags.DEFINE_string('arch', 'arch1', 'arch1 or arch2.')
 flags.DEFINE_list('class_counts', ['0', '2', '4', '6', '8', '10'],

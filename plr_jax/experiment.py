@@ -15,16 +15,16 @@ from typing import Callable
 import jax
 import numpy as np
 
-from plr_jax import checkpoint
-from plr_jax import config as config_lib
-from plr_jax import continual
-from plr_jax import data as data_lib
-from plr_jax import features as features_lib
-from plr_jax import mfid as mfid_lib
-from plr_jax import pretrain as pretrain_lib
-from plr_jax import progress as progress_lib
-from plr_jax import results as results_lib
-from plr_jax import sharding
+from plr_jax.io import checkpoint
+from plr_jax.models import arch as arch_lib
+from plr_jax.train import continual
+from plr_jax.data import datasets as data_lib
+from plr_jax.data import features as features_lib
+from plr_jax.eval import mfid as mfid_lib
+from plr_jax.train import pretrain as pretrain_lib
+from plr_jax.io import progress as progress_lib
+from plr_jax.eval import results as results_lib
+from plr_jax.train import sharding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +61,7 @@ def get_preset(name: str) -> Preset:
                      f'{", ".join(sorted(PRESETS))}') from None
 
 
-def shrink(arch: config_lib.ArchConfig) -> config_lib.ArchConfig:
+def shrink(arch: arch_lib.ArchConfig) -> arch_lib.ArchConfig:
   """A small network with the same image size, levels and classes."""
   return dataclasses.replace(
       arch, conv_channels=(4,) * len(arch.conv_channels),
@@ -108,7 +108,7 @@ def check_workdir(workdir: str) -> None:
                      f'{e.strerror or e}') from None
 
 
-def pretrain_extractor(arch: config_lib.ArchConfig, dataset: data_lib.Dataset,
+def pretrain_extractor(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
                        directory: str, epochs: int, seed: int,
                        augment: bool = True, batch_size: int = 256,
                        crop_padding: str = 'symmetric'):
@@ -155,7 +155,7 @@ def class_subset(dataset: data_lib.Dataset, num_classes: int,
   return dataset.subset(np.sort(order[:num_classes]))
 
 
-def get_extractor(arch: config_lib.ArchConfig, directory: str,
+def get_extractor(arch: arch_lib.ArchConfig, directory: str,
                   data_dir: str | None, epochs: int, seed: int):
   """Loads the extractor in `directory`, or pretrains one on CIFAR-10 there."""
   if os.path.isfile(os.path.join(directory, 'meta.json')):
@@ -166,7 +166,7 @@ def get_extractor(arch: config_lib.ArchConfig, directory: str,
   return pretrain_extractor(arch, cifar10, directory, epochs, seed)
 
 
-def run_continual(experiment: str, arch: config_lib.ArchConfig, strategy,
+def run_continual(experiment: str, arch: arch_lib.ArchConfig, strategy,
                   dataset: data_lib.Dataset, extractor, extractor_meta: dict,
                   num_tasks: int, preset: Preset, seeds, workdir: str, *,
                   iters_per_task: int | None = None, replay: str = 'generative',

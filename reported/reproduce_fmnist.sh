@@ -9,13 +9,13 @@ fm() { local name=$1; shift
   python -m experiments.fashion_mnist --workdir=$R/$name "$@" >> $R/$name.log 2>&1
   echo "$(date -u +%FT%TZ) $name rc=$?" >> $R/reproduce_fmnist.done; }
 fm fig5_gr_authors_command --setup=gr --preset=authors --seeds=0
-fm fig5_ir_frozen_authors_setup --setup=ir_frozen --preset=authors --seeds=0,1,2
 fm fig5_plr_ir_all --setup=ir_frozen --strategy=ir --seeds=0,1,2
 for s in 0.2,0.3,0.5 0.5,0.3,0.2; do
   for m in all only_last_layer; do
     fm fig5_plr_${s//,/_}_$m --setup=ir_frozen --strategy=$s --recon_levels=$m --seeds=0,1,2
   done
 done
+fm fig5_ir_frozen_authors_setup --setup=ir_frozen --preset=authors --seeds=0,1,2
 fm fig5_gr_frozen_authors_setup --setup=gr_frozen --preset=authors --seeds=0
 fm fig5_ir_naive_authors_setup --setup=ir_naive --preset=authors --seeds=0
 # GR, 3 seeds: seed 0 is the authors' command above (the same configuration).

@@ -7,8 +7,8 @@ import sys
 import chex
 import jax
 
-from plr_jax import continual
-from plr_jax import sharding
+from plr_jax.train import continual
+from plr_jax.train import sharding
 from tests import test_continual
 
 

@@ -10,11 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from plr_jax import continual
-from plr_jax import evaluation
-from plr_jax import loops
-from plr_jax import progress as progress_lib
-from plr_jax import steps
+from plr_jax.train import continual
+from plr_jax.eval import accuracy as evaluation
+from plr_jax.train import loops
+from plr_jax.io import progress as progress_lib
+from plr_jax.train import steps
 from tests.conftest import TINY, TINY3
 
 CONFIG = continual.ContinualConfig(

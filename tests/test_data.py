@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from plr_jax import data
+from plr_jax.data import datasets as data
 from tests import fake_data
 
 

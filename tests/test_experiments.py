@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from plr_jax import data
+from plr_jax.data import datasets as data
 from tests import fake_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,7 +89,7 @@ def test_split_cifar100_pretrains_then_runs(data_dir, tmp_path):
   assert 'using extractor' in proc.stderr
   assert 'pretrain epoch' not in proc.stderr
 
-  from plr_jax import plots  # pylint: disable=g-import-not-at-top
+  from plr_jax.eval import plots  # pylint: disable=g-import-not-at-top
   out = str(tmp_path / 'plots')
   assert plots.main([workdir, '--out', out]) == 0
   for name in ('heatmap_0.png', 'accuracy_per_task.png', 'accuracy_vs_r.png',

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from plr_jax import losses
+from plr_jax.train import losses
 
 RNG = np.random.default_rng(0)
 

@@ -3,7 +3,7 @@
 import numpy as np
 import scipy.linalg
 
-from plr_jax import mfid
+from plr_jax.eval import mfid
 
 
 def _scipy_frechet(m1, c1, m2, c2):

@@ -8,12 +8,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from plr_jax import classifier as classifier_lib
-from plr_jax import config
-from plr_jax import continual
-from plr_jax import generator as generator_lib
-from plr_jax import image_generator
-from plr_jax import layers
+from plr_jax.models import classifier as classifier_lib
+from plr_jax.models import arch as arch_lib
+from plr_jax.train import continual
+from plr_jax.models import generator as generator_lib
+from plr_jax.models import image_generator
+from plr_jax.models import layers
 from tests.conftest import TINY, TINY3
 
 Classifier = classifier_lib.Classifier
@@ -21,23 +21,23 @@ Generator = generator_lib.Generator
 
 
 def test_preset_shapes_follow_design():
-  arch1, arch2 = config.PRESETS['arch1'], config.PRESETS['arch2']
+  arch1, arch2 = arch_lib.PRESETS['arch1'], arch_lib.PRESETS['arch2']
   assert arch1.feature_dim == 1024 and arch1.level_dims == (1024, 2000)
   assert arch2.level_dims == (1024, 1000, 1000)
-  assert config.PRESETS['fmnist'].level_dims == (3136, 50, 50)
-  assert config.PRESETS['fmnist_scripts'].num_levels == 1
+  assert arch_lib.PRESETS['fmnist'].level_dims == (3136, 50, 50)
+  assert arch_lib.PRESETS['fmnist_scripts'].num_levels == 1
   # Without convolutions level 0 is the flat image.
-  assert config.PRESETS['fmnist_mlp'].level_dims == (784, 50, 50)
+  assert arch_lib.PRESETS['fmnist_mlp'].level_dims == (784, 50, 50)
   assert arch1.fc_param_counts == (2_050_000, 4_002_000, 200_100)
   assert arch2.fc_param_counts[1:] == (1_001_000, 1_001_000, 100_100)
   with pytest.raises(ValueError, match='unknown architecture'):
-    config.get_arch('resnet')
+    arch_lib.get_arch('resnet')
 
 
 @pytest.mark.parametrize('name', ['arch1', 'arch2', 'fmnist'])
 def test_real_presets_have_the_design_shapes(name):
   """Abstract evaluation: the full-size networks, without computing them."""
-  arch = config.PRESETS[name]
+  arch = arch_lib.PRESETS[name]
   variables = jax.eval_shape(
       lambda k: continual.init_classifier(arch, k), jax.random.key(0))
   images = jax.ShapeDtypeStruct((2,) + arch.image_shape, jnp.float32)
@@ -255,7 +255,7 @@ def _reference_vae_parameter_count(arch) -> int:
                                              ('fmnist', 784),
                                              ('fmnist_scripts', 784)])
 def test_generator_is_the_reference_vae(name, normaliser):
-  arch = config.PRESETS[name]
+  arch = arch_lib.PRESETS[name]
   params = jax.eval_shape(
       lambda k: continual.init_generator(arch, k), jax.random.key(0))
   count = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
@@ -317,7 +317,7 @@ def test_image_generator_is_the_references_conv_vae():
   """fmnist_scripts (the authors' Fashion-MNIST GR): convs 16-32-64 (the
   last linear), fc 3136 -> 100, z 10; decoder 10 -> 100 (from_z) -> 3136 ->
   ConvTranspose 64->32 (k4 s2), 32->16 (k4 s2), 16->1 (k3 s1), sigmoid."""
-  arch = config.PRESETS['fmnist_scripts']
+  arch = arch_lib.PRESETS['fmnist_scripts']
   params = jax.eval_shape(
       lambda k: continual.init_image_generator(arch, k), jax.random.key(0))
   shapes = jax.tree.map(lambda p: p.shape, params)
@@ -328,7 +328,7 @@ def test_image_generator_is_the_references_conv_vae():
   deconv = shapes['conv_decoder']
   assert [deconv[f'deconv_{i}']['kernel'] for i in (1, 2, 3)] == [
       (4, 4, 64, 32), (4, 4, 32, 16), (3, 3, 16, 1)]
-  assert not config.PRESETS['fmnist_scripts'].conv_last_relu
+  assert not arch_lib.PRESETS['fmnist_scripts'].conv_last_relu
   model = image_generator.ImageGenerator(arch)
   params = continual.init_image_generator(arch, jax.random.key(0))
   images = jax.random.uniform(jax.random.key(1), (3, 28, 28, 1))
@@ -345,7 +345,7 @@ def test_image_generator_without_convolutions():
   """`fmnist_mlp`: the image VAE is fully connected; Bernoulli pixels by
   default, a linear last layer for standardised (possibly negative)
   pixels."""
-  arch = config.PRESETS['fmnist_mlp']
+  arch = arch_lib.PRESETS['fmnist_mlp']
   params = continual.init_image_generator(arch, jax.random.key(0))
   assert not any('conv' in name for name in params)
   for bernoulli in (True, False):

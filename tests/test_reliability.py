@@ -14,8 +14,8 @@ import jax
 import numpy as np
 import pytest
 
-from plr_jax import checkpoint
-from plr_jax import continual
+from plr_jax.io import checkpoint
+from plr_jax.train import continual
 from tests import fake_data
 from tests import test_continual
 
@@ -193,12 +193,12 @@ def test_mid_task_checkpoints_wait_for_the_minimum_interval(tmp_path):
 def test_pretraining_resumes_after_the_last_epoch(tmp_path):
   """Three epochs in one go equal one epoch, then a rerun asked for three
   (the checkpoint after epoch 1 is continued, not restarted)."""
-  from plr_jax import config as config_lib
-  from plr_jax import data as data_lib
-  from plr_jax import pretrain
+  from plr_jax.models import arch as arch_lib
+  from plr_jax.data import datasets as data_lib
+  from plr_jax.train import pretrain
   fake_data.write_cifar10(tmp_path, per_class_train=10, per_class_test=2)
   dataset = data_lib.load('cifar10', str(tmp_path))
-  arch = config_lib.ArchConfig(
+  arch = arch_lib.ArchConfig(
       'tiny32', image_shape=(32, 32, 3), conv_channels=(4, 4),
       conv_strides=(2, 2), conv_batch_norm=True, conv_last_relu=False,
       hidden=(8,), num_classes=10, z_dim=2)

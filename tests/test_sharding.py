@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from plr_jax import sharding
+from plr_jax.train import sharding
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

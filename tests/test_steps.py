@@ -11,15 +11,15 @@ import optax
 import pytest
 
 from benchmarks import run as bench
-from plr_jax import classifier as classifier_lib
-from plr_jax import config as config_lib
-from plr_jax import continual
-from plr_jax import image_generator
-from plr_jax import losses
-from plr_jax import optim
-from plr_jax import replay as replay_lib
-from plr_jax import steps
-from plr_jax import strategy as strategy_lib
+from plr_jax.models import classifier as classifier_lib
+from plr_jax.models import arch as arch_lib
+from plr_jax.train import continual
+from plr_jax.models import image_generator
+from plr_jax.train import losses
+from plr_jax.train import optim
+from plr_jax.train import replay as replay_lib
+from plr_jax.train import steps
+from plr_jax.train import strategy as strategy_lib
 from tests.conftest import TINY, TINY3
 
 ORDER = np.arange(6)
@@ -567,7 +567,7 @@ def test_gr_classifier_trains_on_the_vaes_reconstructions():
   """The reference's GR: the classifier's current batch is the image VAE's
   reconstruction of it (sigmoid pixels), not the real images; the VAE
   itself trains on the real images either way."""
-  arch = config_lib.PRESETS['fmnist_scripts']
+  arch = arch_lib.PRESETS['fmnist_scripts']
   arch = dataclasses.replace(arch, conv_channels=(4, 4, 4), hidden=(8,))
   config = continual.ContinualConfig(
       arch=arch, strategy=(1.0,), num_tasks=5, batch_size=4, replay_size=4,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from plr_jax import config
-from plr_jax import strategy
+from plr_jax.models import arch as arch_lib
+from plr_jax.train import strategy
 
 
 def test_parse_strategy_returns_tuple():
@@ -115,7 +115,7 @@ def test_relative_cost_exact_counts_routed_updates(arch, strat, exact_r):
 
 
 def test_relative_cost_of_ir_is_one_and_config_accepted():
-  arch = config.PRESETS['arch2']
+  arch = arch_lib.PRESETS['arch2']
   for accounting in ('paper', 'exact'):
     assert strategy.relative_cost((1, 0, 0), arch, accounting) == 1.0
   with pytest.raises(ValueError, match='unknown accounting'):
@@ -125,7 +125,7 @@ def test_relative_cost_of_ir_is_one_and_config_accepted():
 def test_relative_cost_counts_parameters_by_hand():
   # Tiny: level-0 width 128 (4x4x8 after strides 1, 2 on 8x8), hidden 16, 16,
   # 6 classes. fc_1: 128*16+16, fc_2: 16*16+16, head: 16*6+6.
-  arch = config.PRESETS['tiny']
+  arch = arch_lib.PRESETS['tiny']
   fc1, fc2, head = 2064, 272, 102
   assert arch.fc_param_counts == (fc1, fc2, head)
   paper = (0.25 * fc2 + head) / (fc2 + head)

@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from plr_jax import config as config_lib
-from plr_jax import layers
+from plr_jax.models import arch as arch_lib
+from plr_jax.models import layers
 
 
 class ConvExtractor(nn.Module):
@@ -42,7 +42,7 @@ class ConvExtractor(nn.Module):
 
 class Classifier(nn.Module):
   """Extractor, hidden layers `fc_1 .. fc_H` (ReLU) and a linear head."""
-  arch: config_lib.ArchConfig
+  arch: arch_lib.ArchConfig
 
   def setup(self):
     arch = self.arch
@@ -138,7 +138,7 @@ class Classifier(nn.Module):
     return self.head(h)
 
 
-def layer_names(arch: config_lib.ArchConfig) -> tuple[str, ...]:
+def layer_names(arch: arch_lib.ArchConfig) -> tuple[str, ...]:
   """Top-level parameter names: extractor, fc_1 .. fc_H, head."""
   return (('extractor',)
           + tuple(f'fc_{j}' for j in range(1, arch.num_levels + 1))

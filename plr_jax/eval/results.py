@@ -9,9 +9,9 @@ import os
 
 import numpy as np
 
-from plr_jax import checkpoint
-from plr_jax import evaluation
-from plr_jax import strategy as strategy_lib
+from plr_jax.io import checkpoint
+from plr_jax.eval import accuracy as evaluation
+from plr_jax.train import strategy as strategy_lib
 
 DATA_LABELS = {
     'exact': 'exact data',

@@ -17,14 +17,14 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from plr_jax import config as config_lib
-from plr_jax import layers
-from plr_jax import losses
+from plr_jax.models import arch as arch_lib
+from plr_jax.models import layers
+from plr_jax.train import losses
 
 
 class Generator(nn.Module):
   """VAE over level-0 features whose decoder yields every level."""
-  arch: config_lib.ArchConfig
+  arch: arch_lib.ArchConfig
 
   def setup(self):
     arch = self.arch
@@ -111,7 +111,7 @@ class Generator(nn.Module):
     return classes, self.decode(z, to_level)[::-1]
 
 
-def gaussian_mixture_prior(module: nn.Module, arch: config_lib.ArchConfig
+def gaussian_mixture_prior(module: nn.Module, arch: arch_lib.ArchConfig
                            ) -> tuple[jax.Array, jax.Array]:
   """The per-class prior modes' means and log-variances, [classes, z] each,
   as parameters of `module`, both drawn from N(0, 1) (the reference's
@@ -121,14 +121,14 @@ def gaussian_mixture_prior(module: nn.Module, arch: config_lib.ArchConfig
           module.param('prior_logvar', nn.initializers.normal(1.0), shape))
 
 
-def latent_noise(arch: config_lib.ArchConfig, key: jax.Array,
+def latent_noise(arch: arch_lib.ArchConfig, key: jax.Array,
                  inputs: jax.Array) -> jax.Array:
   """The reparameterisation noise [B, z] a VAE draws with `key` for a batch
   of `inputs` (its first axis is the batch)."""
   return jax.random.normal(key, (inputs.shape[0], arch.z_dim), inputs.dtype)
 
 
-def layer_names(arch: config_lib.ArchConfig) -> tuple[str, ...]:
+def layer_names(arch: arch_lib.ArchConfig) -> tuple[str, ...]:
   """Top-level parameter names of the generator."""
   return (tuple(f'enc_{j}' for j in range(1, arch.num_levels + 1))
           + ('to_mean', 'to_logvar', 'from_z')

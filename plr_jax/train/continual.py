@@ -14,23 +14,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from plr_jax import checkpoint as checkpoint_lib
-from plr_jax import classifier as classifier_lib
-from plr_jax import config as config_lib
-from plr_jax import evaluation
-from plr_jax import generator as generator_lib
-from plr_jax import image_generator
-from plr_jax import loops
-from plr_jax import optim
-from plr_jax import sharding
-from plr_jax import steps
-from plr_jax import strategy as strategy_lib
+from plr_jax.io import checkpoint as checkpoint_lib
+from plr_jax.models import classifier as classifier_lib
+from plr_jax.models import arch as arch_lib
+from plr_jax.eval import accuracy as evaluation
+from plr_jax.models import generator as generator_lib
+from plr_jax.models import image_generator
+from plr_jax.train import loops
+from plr_jax.train import optim
+from plr_jax.train import sharding
+from plr_jax.train import steps
+from plr_jax.train import strategy as strategy_lib
 
 
 @dataclasses.dataclass(frozen=True)
 class ContinualConfig:
   """A generative PLR run (DESIGN.md section 4)."""
-  arch: config_lib.ArchConfig
+  arch: arch_lib.ArchConfig
   strategy: strategy_lib.Strategy
   num_tasks: int
   iters_per_task: int = 5000
@@ -161,14 +161,14 @@ def task_of_class(order: np.ndarray, num_tasks: int) -> np.ndarray:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def init_classifier(arch: config_lib.ArchConfig, key: jax.Array):
+def init_classifier(arch: arch_lib.ArchConfig, key: jax.Array):
   """Classifier variables (`params`, and `batch_stats` with batch norm)."""
   images = jnp.zeros((1,) + tuple(arch.image_shape), jnp.float32)
   return classifier_lib.Classifier(arch).init(key, images)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def init_generator(arch: config_lib.ArchConfig, key: jax.Array):
+def init_generator(arch: arch_lib.ArchConfig, key: jax.Array):
   """Generator parameters."""
   features = jnp.zeros((1, arch.feature_dim), jnp.float32)
   return generator_lib.Generator(arch).init(
@@ -176,7 +176,7 @@ def init_generator(arch: config_lib.ArchConfig, key: jax.Array):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def init_image_generator(arch: config_lib.ArchConfig, key: jax.Array):
+def init_image_generator(arch: arch_lib.ArchConfig, key: jax.Array):
   """Parameters of the image VAE used by standard generative replay."""
   images = jnp.zeros((1,) + tuple(arch.image_shape), jnp.float32)
   return image_generator.ImageGenerator(arch).init(

@@ -21,14 +21,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from plr_jax import checkpoint as checkpoint_lib
-from plr_jax import classifier as classifier_lib
-from plr_jax import config as config_lib
-from plr_jax import continual
-from plr_jax import data as data_lib
-from plr_jax import evaluation
-from plr_jax import loops
-from plr_jax import optim
+from plr_jax.io import checkpoint as checkpoint_lib
+from plr_jax.models import classifier as classifier_lib
+from plr_jax.models import arch as arch_lib
+from plr_jax.train import continual
+from plr_jax.data import datasets as data_lib
+from plr_jax.eval import accuracy as evaluation
+from plr_jax.train import loops
+from plr_jax.train import optim
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +44,7 @@ class PretrainConfig:
 
 
 @functools.lru_cache(maxsize=None)
-def _make_epoch(arch: config_lib.ArchConfig, config: PretrainConfig,
+def _make_epoch(arch: arch_lib.ArchConfig, config: PretrainConfig,
                 steps_per_epoch: int):
   model = classifier_lib.Classifier(arch)
   tx = optim.adam(config.learning_rate)
@@ -79,7 +79,7 @@ def _make_epoch(arch: config_lib.ArchConfig, config: PretrainConfig,
   return tx, epoch
 
 
-def pretrain(arch: config_lib.ArchConfig, dataset: data_lib.Dataset,
+def pretrain(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
              config: PretrainConfig, seed: int,
              on_epoch: Callable[[int, float], None] | None = None,
              checkpoints: checkpoint_lib.EpochCheckpointer | None = None):
@@ -110,7 +110,7 @@ def pretrain(arch: config_lib.ArchConfig, dataset: data_lib.Dataset,
   # Labels are remapped to 0..K-1 so a subset of classes gets a K-way head.
   remap = np.full(int(classes.max()) + 1, -1, np.int32)
   remap[classes] = np.arange(len(classes))
-  arch = config_lib.with_classes(arch, len(classes))
+  arch = arch_lib.with_classes(arch, len(classes))
   steps_per_epoch = len(dataset.train_labels) // config.batch_size
   if steps_per_epoch < 1:
     raise ValueError(f'{len(dataset.train_labels)} training images is fewer '

@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from plr_jax import classifier as classifier_lib
-from plr_jax import config as config_lib
+from plr_jax.models import classifier as classifier_lib
+from plr_jax.models import arch as arch_lib
 
 _EXTRACTOR_FIELDS = ('image_shape', 'conv_channels', 'conv_strides',
                      'conv_batch_norm', 'conv_last_relu')
@@ -32,7 +32,7 @@ class CheckpointError(ValueError):
   """A checkpoint that is missing, unreadable or of another architecture."""
 
 
-def extractor_spec(arch: config_lib.ArchConfig) -> dict:
+def extractor_spec(arch: arch_lib.ArchConfig) -> dict:
   """The fields of `arch` that shape the extractor."""
   spec = dataclasses.asdict(arch)
   return {k: list(v) if isinstance(v, tuple) else v
@@ -57,7 +57,7 @@ def write_json_atomic(path: str, data) -> None:
   os.replace(tmp, path)
 
 
-def save_extractor(directory: str, arch: config_lib.ArchConfig, variables,
+def save_extractor(directory: str, arch: arch_lib.ArchConfig, variables,
                    meta: dict) -> str:
   """Saves the extractor of classifier `variables`; returns its fingerprint."""
   extractor = {'params': variables['params']['extractor'],
@@ -75,7 +75,7 @@ def save_extractor(directory: str, arch: config_lib.ArchConfig, variables,
   return fp
 
 
-def load_extractor(directory: str, arch: config_lib.ArchConfig):
+def load_extractor(directory: str, arch: arch_lib.ArchConfig):
   """Loads an extractor saved by `save_extractor` for `arch`.
 
   Returns:

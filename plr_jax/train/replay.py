@@ -10,9 +10,9 @@ import flax
 import jax
 import jax.numpy as jnp
 
-from plr_jax import classifier as classifier_lib
-from plr_jax import config as config_lib
-from plr_jax import generator as generator_lib
+from plr_jax.models import classifier as classifier_lib
+from plr_jax.models import arch as arch_lib
+from plr_jax.models import generator as generator_lib
 
 
 @flax.struct.dataclass
@@ -27,7 +27,7 @@ class ReplayBatch:
   logits: jax.Array
 
 
-def generative(arch: config_lib.ArchConfig, generator_params, classifier_params,
+def generative(arch: arch_lib.ArchConfig, generator_params, classifier_params,
                key: jax.Array, class_mask: jax.Array, num: int, *,
                hidden_from_classifier: bool = False) -> ReplayBatch:
   """Samples `num` replays from a (previous) generator and labels them.
@@ -52,7 +52,7 @@ def generative(arch: config_lib.ArchConfig, generator_params, classifier_params,
                      logits=jax.lax.stop_gradient(logits))
 
 
-def from_buffer(arch: config_lib.ArchConfig, classifier_params,
+def from_buffer(arch: arch_lib.ArchConfig, classifier_params,
                 features: jax.Array, key: jax.Array, num: int) -> ReplayBatch:
   """Draws `num` stored level-0 samples and recomputes their representations.
 
@@ -81,7 +81,7 @@ def from_buffer(arch: config_lib.ArchConfig, classifier_params,
                      logits=jax.lax.stop_gradient(logits))
 
 
-def empty(arch: config_lib.ArchConfig, num: int,
+def empty(arch: arch_lib.ArchConfig, num: int,
           dtype=jnp.float32) -> ReplayBatch:
   """Zeros shaped like a replay batch (for steps where nothing is replayed)."""
   return ReplayBatch(

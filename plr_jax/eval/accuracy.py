@@ -6,12 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from plr_jax import classifier as classifier_lib
-from plr_jax import config as config_lib
+from plr_jax.models import classifier as classifier_lib
+from plr_jax.models import arch as arch_lib
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _predict(arch: config_lib.ArchConfig, params, features, allowed):
+def _predict(arch: arch_lib.ArchConfig, params, features, allowed):
   logits = classifier_lib.Classifier(arch).apply(
       {'params': params}, features, 0,
       method=classifier_lib.Classifier.classify_from)
@@ -19,7 +19,7 @@ def _predict(arch: config_lib.ArchConfig, params, features, allowed):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _extract(arch: config_lib.ArchConfig, variables, images):
+def _extract(arch: arch_lib.ArchConfig, variables, images):
   return classifier_lib.Classifier(arch).apply(
       variables, images, method=classifier_lib.Classifier.extract)
 
@@ -37,7 +37,7 @@ def _batched(fn, inputs: np.ndarray, batch_size: int) -> np.ndarray:
   return np.concatenate(out)
 
 
-def extract_features(arch: config_lib.ArchConfig, variables,
+def extract_features(arch: arch_lib.ArchConfig, variables,
                      images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
   """Level-0 features [N, D_0] of images [N, H, W, C], frozen extractor.
 
@@ -47,7 +47,7 @@ def extract_features(arch: config_lib.ArchConfig, variables,
                   np.asarray(images, np.float32), batch_size)
 
 
-def predict(arch: config_lib.ArchConfig, params, features: np.ndarray,
+def predict(arch: arch_lib.ArchConfig, params, features: np.ndarray,
             batch_size: int = 4096, allowed=None) -> np.ndarray:
   """Argmax over the head outputs for level-0 features [N, D_0].
 
@@ -60,7 +60,7 @@ def predict(arch: config_lib.ArchConfig, params, features: np.ndarray,
                   np.asarray(features, np.float32), batch_size)
 
 
-def task_accuracies(arch: config_lib.ArchConfig, params, features: np.ndarray,
+def task_accuracies(arch: arch_lib.ArchConfig, params, features: np.ndarray,
                     labels: np.ndarray, tasks: np.ndarray,
                     num_tasks: int, seen=None) -> np.ndarray:
   """Accuracy on each task's test examples, [num_tasks], in [0, 1].

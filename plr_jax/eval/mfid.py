@@ -15,11 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from plr_jax import classifier as classifier_lib
-from plr_jax import config as config_lib
-from plr_jax import continual
-from plr_jax import generator as generator_lib
-from plr_jax import optim
+from plr_jax.models import classifier as classifier_lib
+from plr_jax.models import arch as arch_lib
+from plr_jax.train import continual
+from plr_jax.models import generator as generator_lib
+from plr_jax.train import optim
 
 
 def frechet_distance(mean1: np.ndarray, cov1: np.ndarray, mean2: np.ndarray,
@@ -70,7 +70,7 @@ def _make_reference_epoch(arch, batch_size, steps_per_epoch, learning_rate):
   return tx, jax.jit(epoch)
 
 
-def train_reference(arch: config_lib.ArchConfig, features: np.ndarray,
+def train_reference(arch: arch_lib.ArchConfig, features: np.ndarray,
                     labels: np.ndarray, seed: int, epochs: int = 20,
                     batch_size: int = 256, learning_rate: float = 1e-4):
   """Trains the reference's hidden stack and head on all classes jointly."""
@@ -102,7 +102,7 @@ def _embed(arch, params, features):
       {'params': params}, features, method=classifier_lib.Classifier.embed)
 
 
-def mfid(arch: config_lib.ArchConfig, reference_params, generator_params,
+def mfid(arch: arch_lib.ArchConfig, reference_params, generator_params,
          test_features: np.ndarray, key: jax.Array,
          num_samples: int = 10_000) -> float:
   """mFID of a generator's level-0 samples against the test features."""

@@ -24,11 +24,11 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 
-from plr_jax import classifier as classifier_lib
-from plr_jax import config as config_lib
-from plr_jax import generator as generator_lib
-from plr_jax import layers
-from plr_jax import losses
+from plr_jax.models import classifier as classifier_lib
+from plr_jax.models import arch as arch_lib
+from plr_jax.models import generator as generator_lib
+from plr_jax.models import layers
+from plr_jax.train import losses
 
 # Transposed convolution (kernel, padding) mirroring a 3x3 convolution of
 # each stride, as the reference's decoder builds them.
@@ -38,7 +38,7 @@ _DECONV = {1: (3, 1), 2: (4, 1)}
 class ConvDecoder(nn.Module):
   """Transposed convolutions mirroring `ConvExtractor` back to an image;
   the last layer is linear."""
-  arch: config_lib.ArchConfig
+  arch: arch_lib.ArchConfig
 
   @nn.compact
   def __call__(self, h: jax.Array) -> jax.Array:
@@ -71,7 +71,7 @@ class ImageGenerator(nn.Module):
     bernoulli: pixels in [0, 1] with a Bernoulli likelihood (the decoder's
       raw output is logits); False: a linear output for standardised pixels.
   """
-  arch: config_lib.ArchConfig
+  arch: arch_lib.ArchConfig
   bernoulli: bool = True
 
   def setup(self):

@@ -22,15 +22,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from plr_jax import classifier as classifier_lib
-from plr_jax import config as config_lib
-from plr_jax import generator as generator_lib
-from plr_jax import image_generator
-from plr_jax import loops
-from plr_jax import losses
-from plr_jax import optim
-from plr_jax import replay as replay_lib
-from plr_jax import strategy as strategy_lib
+from plr_jax.models import classifier as classifier_lib
+from plr_jax.models import arch as arch_lib
+from plr_jax.models import generator as generator_lib
+from plr_jax.models import image_generator
+from plr_jax.train import loops
+from plr_jax.train import losses
+from plr_jax.train import optim
+from plr_jax.train import replay as replay_lib
+from plr_jax.train import strategy as strategy_lib
 
 Classifier = classifier_lib.Classifier
 Generator = generator_lib.Generator
@@ -178,7 +178,7 @@ def trains_until(info: TaskInfo, last_task: int) -> Any:
   return info.task <= last_task
 
 
-def classifier_gates(arch: config_lib.ArchConfig, slices: tuple[int, ...],
+def classifier_gates(arch: arch_lib.ArchConfig, slices: tuple[int, ...],
                      with_current: bool, train_extractor: bool
                      ) -> dict[str, bool]:
   """Which classifier layers receive data in a step (static).
@@ -208,7 +208,7 @@ def _combine_gates(static: Mapping[str, bool], params,
 
 
 def make_classifier_step(
-    arch: config_lib.ArchConfig, tx: optax.GradientTransformation,
+    arch: arch_lib.ArchConfig, tx: optax.GradientTransformation,
     strategy: strategy_lib.Strategy, replay_size: int, *,
     inputs: str = 'features', with_current: bool = True,
     replay_images: bool = False, replay_targets: str = 'soft',
@@ -345,7 +345,7 @@ def make_classifier_step(
 
 
 def make_generator_step(
-    arch: config_lib.ArchConfig, tx: optax.GradientTransformation, *,
+    arch: arch_lib.ArchConfig, tx: optax.GradientTransformation, *,
     with_current: bool = True, model=None,
     current_levels: tuple[int, ...] | None = None,
     replay_levels: tuple[int, ...] | None = None,
@@ -507,7 +507,7 @@ def generator_recon_levels(
 
 
 def make_plr_step(
-    arch: config_lib.ArchConfig, strategy: strategy_lib.Strategy,
+    arch: arch_lib.ArchConfig, strategy: strategy_lib.Strategy,
     replay_size: int, classifier_tx: optax.GradientTransformation,
     generator_tx: optax.GradientTransformation, *, inputs: str = 'features',
     extractor_trainable_until: int | None = None,
@@ -599,7 +599,7 @@ def make_plr_step(
 
 
 def make_gr_step(
-    arch: config_lib.ArchConfig, replay_size: int,
+    arch: arch_lib.ArchConfig, replay_size: int,
     classifier_tx: optax.GradientTransformation,
     generator_tx: optax.GradientTransformation, *,
     frozen_after: int | None = None, replay_targets: str = 'hard',
@@ -685,7 +685,7 @@ def make_gr_step(
 
 
 def make_buffer_step(
-    arch: config_lib.ArchConfig, strategy: strategy_lib.Strategy,
+    arch: arch_lib.ArchConfig, strategy: strategy_lib.Strategy,
     replay_size: int, classifier_tx: optax.GradientTransformation, *,
     branchless: bool | None = None,
     shard: Callable[[Any], Any] | None = None, jit: bool = True,

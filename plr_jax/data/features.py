@@ -9,14 +9,14 @@ import os
 
 import numpy as np
 
-from plr_jax import config as config_lib
-from plr_jax import data as data_lib
-from plr_jax import evaluation
+from plr_jax.models import arch as arch_lib
+from plr_jax.data import datasets as data_lib
+from plr_jax.eval import accuracy as evaluation
 
 _MEMORY: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
 
 
-def cached_features(arch: config_lib.ArchConfig, variables, fingerprint: str,
+def cached_features(arch: arch_lib.ArchConfig, variables, fingerprint: str,
                     dataset: data_lib.Dataset, workdir: str | None
                     ) -> tuple[np.ndarray, np.ndarray]:
   """Level-0 features of the train and test images, from cache if there.

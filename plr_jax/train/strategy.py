@@ -9,7 +9,7 @@ import math
 import re
 from typing import Sequence
 
-from plr_jax import config as config_lib
+from plr_jax.models import arch as arch_lib
 
 Strategy = tuple[float, ...]
 
@@ -91,9 +91,9 @@ def check_levels(strategy: Sequence[float], num_levels: int,
 
 
 def check_strategy(strategy: Sequence[float],
-                   arch: 'str | config_lib.ArchConfig') -> Strategy:
+                   arch: 'str | arch_lib.ArchConfig') -> Strategy:
   """Validates `strategy` and its length against `arch`'s levels."""
-  arch = config_lib.get_arch(arch)
+  arch = arch_lib.get_arch(arch)
   strategy = validate_strategy(strategy)
   check_levels(strategy, arch.num_levels, arch.name)
   return strategy
@@ -127,7 +127,7 @@ def split_batch(strategy: Sequence[float], batch_size: int) -> tuple[int, ...]:
 
 
 def relative_cost(strategy: Sequence[float],
-                  arch: 'str | config_lib.ArchConfig',
+                  arch: 'str | arch_lib.ArchConfig',
                   accounting: str = 'paper') -> float:
   """R(S) of paper eq. 5: weight updates during replay relative to IR.
 
@@ -142,7 +142,7 @@ def relative_cost(strategy: Sequence[float],
   Returns:
     R as a fraction in (0, 1].
   """
-  arch = config_lib.get_arch(arch)
+  arch = arch_lib.get_arch(arch)
   strategy = check_strategy(strategy, arch)
   counts = arch.fc_param_counts  # fc_1 .. fc_H, head
   if accounting == 'paper':

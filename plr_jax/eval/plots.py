@@ -1,6 +1,6 @@
 r"""Plots and a combined table from run directories.
 
-  python -m plr_jax.plots WORKDIR [WORKDIR ...] [--out=DIR]
+  python -m plr_jax.eval.plots WORKDIR [WORKDIR ...] [--out=DIR]
 
 Writes, into --out (default: the first WORKDIR):
   heatmap_<run>.png       accuracy matrix of each run's first seed;
@@ -19,7 +19,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-from plr_jax import results as results_lib
+from plr_jax.eval import results as results_lib
 
 
 def load_runs(workdirs: list[str]) -> list[dict]:
@@ -106,7 +106,7 @@ def _sem(curves: np.ndarray) -> np.ndarray:
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
-      prog='python -m plr_jax.plots', description=__doc__.split('\n')[0])
+      prog='python -m plr_jax.eval.plots', description=__doc__.split('\n')[0])
   parser.add_argument('workdirs', nargs='+')
   parser.add_argument('--out', default=None)
   args = parser.parse_args(argv)

@@ -1,0 +1,1 @@
+"""Evaluation: accuracy, mFID, results records and figures."""

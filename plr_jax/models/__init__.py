@@ -1,0 +1,1 @@
+"""Networks: architectures, layers, the classifier and the generators."""

@@ -1,0 +1,1 @@
+"""Training: losses, optimiser gates, strategies, replay, steps and the task loop."""
