@@ -19,7 +19,10 @@ setuptools.setup(
     description='Progressive Latent Replay for continual learning, in JAX.',
     long_description=(HERE / 'README.md').read_text(),
     long_description_content_type='text/markdown',
-    packages=setuptools.find_packages(include=['plr_jax', 'plr_jax.*']),
+    packages=setuptools.find_packages(
+        include=['plr_jax', 'plr_jax.*', 'experiments', 'experiments.*',
+                 'benchmarks']),
+    license='Apache-2.0',
     python_requires='>=3.10',
     install_requires=_requirements(),
     extras_require={

@@ -28,7 +28,7 @@
 # under a minute:
 #   python -c "from tests import fake_data; fake_data.write_cifar10('/tmp/fake10', 50, 10)"
 #   python -m experiments.pretrain --workdir=.gpu/extractor_arch1 --data_dir=/tmp/fake10 \
-#     --arch=arch1 --epochs=1 --seeds=0 --data_label=fake
+#     --arch=arch1 --epochs=1 --seeds=0 --set=data_label=fake
 #   mkdir -p .gpu/fmnist && cp /usr/share/datasets/fashion-mnist/*.gz .gpu/fmnist/
 #   echo .gpu/ >> .git/info/exclude Each step runs
 # under its own time limit; after each one every log and result so far is
@@ -96,7 +96,7 @@ fake100() {  # CIFAR-100-shaped fake files in the real format
 a1() {  # a1 NAME TIMEOUT_S FLAGS...: a full-length ARCH1 [0.3, 0.7] run on them
   local name=$1 limit=$2; shift 2
   step $name $limit $PY -m experiments.split_cifar100 --workdir=/tmp/w/$name --data_dir=/tmp/fake100 \
-    $EXTRACTOR $CIFAR_EXTRA --strategy=0.3,0.7 --mfid=false --data_label=fake "$@"
+    $EXTRACTOR $CIFAR_EXTRA --strategy=0.3,0.7 --mfid=false --set=data_label=fake "$@"
   cp /tmp/w/$name/results.json "$LOGS/$name.json" 2>/dev/null
 }
 a1_tf32() {  # a1_tf32 NAME TIMEOUT_S SEEDS: a full ARCH1 run at TF32, loop mode $MODE

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from plr_jax.io import checkpoint
-from plr_jax import experiment
+from plr_jax import config as config_lib
 from plr_jax.models import layers
 
 FLAGS = flags.FLAGS
@@ -60,7 +60,7 @@ def probe(name: str, size: int) -> dict:
             'device': getattr(jax.devices()[0], 'device_kind', ''),
             'jax': jax.__version__}
   try:
-    experiment.check_precision(name)
+    config_lib.check_precision(name)
   except ValueError as e:
     record['error'] = str(e)
     return record

@@ -36,7 +36,7 @@ from benchmarks import run as bench
 from plr_jax.io import checkpoint
 from plr_jax.models import arch as arch_lib
 from plr_jax.train import continual
-from plr_jax import experiment
+from plr_jax import config as config_lib
 from plr_jax.train import strategy as strategy_lib
 
 PARTS = ('iteration', 'replay_update')
@@ -190,7 +190,7 @@ def main(argv):
   try:
     arch = arch_lib.get_arch(FLAGS.arch)
     strategy_lib.parse_strategy(FLAGS.strategy, arch.num_levels)
-    experiment.check_precision(FLAGS.precision)
+    config_lib.check_precision(FLAGS.precision)
     if min(FLAGS.iters, FLAGS.seeds, FLAGS.rows, FLAGS.top,
            FLAGS.scan_unroll) < 1:
       raise ValueError('--iters, --seeds, --rows, --top and --scan_unroll '
@@ -198,7 +198,7 @@ def main(argv):
   except ValueError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
-  experiment.set_precision(FLAGS.precision)
+  jax.config.update('jax_default_matmul_precision', FLAGS.precision)
   with tempfile.TemporaryDirectory() as scratch:
     result = profile(arch, FLAGS.strategy, FLAGS.seeds, FLAGS.iters,
                      FLAGS.rows, FLAGS.trace_dir or scratch, FLAGS.top,

@@ -44,7 +44,7 @@ import numpy as np
 from plr_jax.io import checkpoint
 from plr_jax.models import arch as arch_lib
 from plr_jax.train import continual
-from plr_jax import experiment
+from plr_jax import config as config_lib
 from plr_jax.models import layers
 from plr_jax.train import optim
 from plr_jax.train import replay as replay_lib
@@ -339,7 +339,7 @@ def main(argv):
       for text in strategies[arch.name]:
         strategy_lib.parse_strategy(text, arch.num_levels)
     for name in FLAGS.precision:
-      experiment.check_precision(name)
+      config_lib.check_precision(name)
     phase_modes = [continual.parse_task_phases(m) for m in FLAGS.task_phases]
     unrolls = [int(u) for u in FLAGS.scan_unroll]
     if min(unrolls) < 1:
@@ -349,7 +349,7 @@ def main(argv):
     sys.exit(2)
   records = []
   for precision in FLAGS.precision:
-    experiment.set_precision(precision)
+    jax.config.update('jax_default_matmul_precision', precision)
     for arch in archs:
       for num_seeds in seed_counts:
         for text in strategies[arch.name]:

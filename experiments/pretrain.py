@@ -1,55 +1,75 @@
-r"""Extractor pretraining on CIFAR-10 (DESIGN.md section 5); saves orbax.
+r"""Extractor pretraining on CIFAR-10 (or Fashion-MNIST); saves orbax.
 
-  python -m experiments.pretrain --workdir=/tmp/plr/extractor_arch1 \
-      --data_dir=DATA --arch=arch1 --num_classes=10 --augment
+  python -m experiments.pretrain --workdir=runs/extractor_arch1 \
+      --data_dir=DATA --arch=arch1 --epochs=100
 
 The checkpoint (WORKDIR/variables, WORKDIR/meta.json) is what the other
 binaries take as --extractor_dir. --num_classes=K keeps the first K classes
-of a seeded permutation of CIFAR-10 (Figure 4). The state is saved after
-every epoch (WORKDIR/pretrain_state/): the same command resumes after the
-last saved epoch, and a larger --epochs extends a finished pretraining.
+of a permutation drawn from the first seed (Figure 4). The state is saved
+after every epoch (WORKDIR/pretrain_state/): the same command resumes after
+the last saved epoch, and a larger --epochs extends a finished pretraining.
 """
 
-from absl import app
+import dataclasses
+
 from absl import flags
-from absl import logging
+import jax
 
 from experiments import common
-from plr_jax.data import datasets as data
-from plr_jax import experiment
+from experiments.configs import presets
+from plr_jax import config as config_lib
+from plr_jax import run
+from plr_jax.data import datasets
 
+common.define_io_flags()
 flags.DEFINE_string('arch', 'arch1', 'Architecture whose extractor to train '
                     '(arch1, arch2, fmnist, fmnist_scripts).')
-flags.DEFINE_integer('num_classes', 10, 'CIFAR-10 classes to pretrain on.')
-flags.DEFINE_bool('augment', True, 'Random crop (4-pixel padding) and flip.')
-flags.DEFINE_enum('crop_padding', 'symmetric', ['symmetric', 'zeros'],
-                  "How the crop pads: symmetric (the border mirrored, as the "
-                  "reference's torchvision padding_mode='symmetric') or "
-                  "zeros (the mean colour).")
-flags.DEFINE_integer('epochs', None, "Default: the preset's (100).")
 flags.DEFINE_string('dataset', 'cifar10', 'cifar10 or fashion_mnist.')
+flags.DEFINE_integer('num_classes', 10, 'Classes of the dataset to '
+                     'pretrain on.')
+flags.DEFINE_bool('augment', True, 'Random crop (4-pixel padding) and flip.')
+flags.DEFINE_string('crop_padding', 'symmetric', 'How the crop pads: '
+                    "symmetric (the border mirrored, as the reference's "
+                    "torchvision padding_mode='symmetric') or zeros (the "
+                    'mean colour).')
+flags.DEFINE_integer('epochs', None, "Default: the preset's (100).")
+flags.adopt_module_key_flags(common)
 FLAGS = flags.FLAGS
 
+ARCHS = ('arch1', 'arch2', 'fmnist', 'fmnist_scripts')
 
-def main(argv):
-  del argv
-  logging.set_verbosity(logging.WARNING)  # orbax logs every read at INFO
-  def run():
-    arch = common.arch_preset(FLAGS.arch, ('arch1', 'arch2', 'fmnist',
-                                    'fmnist_scripts'))
-    seeds, preset = common.seeds(), common.preset()
-    epochs = FLAGS.epochs or preset.pretrain_epochs
-    if epochs < 1:
-      raise ValueError(f'--epochs must be positive, got {epochs}')
-    workdir = common.workdir()
-    dataset = experiment.class_subset(data.load(FLAGS.dataset, FLAGS.data_dir),
-                                      FLAGS.num_classes, seeds[0])
-    experiment.pretrain_extractor(arch, dataset, workdir, epochs, seeds[0],
-                                  augment=FLAGS.augment,
-                                  crop_padding=FLAGS.crop_padding,
-                                  batch_size=preset.batch_size)
-  experiment.main_guard(run)
+
+def main():
+  if FLAGS.arch not in ARCHS:
+    raise common.FlagError(f'unknown --arch {FLAGS.arch!r}; choose one of '
+                           f'{", ".join(ARCHS)}')
+  if FLAGS.dataset not in ('cifar10', 'fashion_mnist'):
+    raise common.FlagError(f'--dataset must be cifar10 or fashion_mnist, '
+                           f'got {FLAGS.dataset!r}')
+  preset = presets.get_preset(FLAGS.preset)
+  epochs = FLAGS.epochs or preset.pretrain_epochs
+  if epochs < 1:
+    raise common.FlagError(f'--epochs must be positive, got {epochs}')
+  try:
+    config = dataclasses.replace(preset.extractor(FLAGS.augment),
+                                 epochs=epochs,
+                                 crop_padding=FLAGS.crop_padding)
+  except ValueError as e:
+    raise common.FlagError(f'--crop_padding: {e}') from None
+  if FLAGS.precision not in config_lib.PRECISIONS:
+    raise common.FlagError(f'--precision: unknown name {FLAGS.precision!r}')
+  arch = presets.sized_arch(FLAGS.arch, preset)
+  seed = common.seeds()[0]
+  workdir = common.workdir()
+  run.check_writable(workdir)
+  dataset = datasets.load(FLAGS.dataset, FLAGS.data_dir)
+  try:
+    subset = run.class_subset(dataset, FLAGS.num_classes, seed)
+  except ValueError as e:
+    raise common.FlagError(f'--num_classes: {e}') from None
+  with jax.default_matmul_precision(FLAGS.precision):
+    run.pretrain_extractor(arch, subset, workdir, config, seed)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run_main(main)

@@ -1,28 +1,35 @@
 r"""Table 1: split CIFAR-10, 2 tasks, buffer replay of 512 stored samples.
 
-  python -m experiments.split_cifar10 --workdir=/tmp/plr/t1_a1_ir \
+  python -m experiments.split_cifar10 --workdir=runs/t1_a1_ir \
       --data_dir=DATA --arch=arch1 --strategy=ir --seeds=0,1,2
 
 The stored first-task samples' representations at every level are recomputed
-by the previous classifier and replayed with the strategy; no generator.
+by the previous classifier and replayed with the strategy; no generator. The
+run's configuration is `experiments.configs.table1.config`.
 """
 
-from absl import app
-from absl import logging
+from absl import flags
 
 from experiments import common
-from plr_jax import experiment
+from experiments.configs import table1
+from plr_jax import run
 
-common.define_cifar_flags('"ir" or fractions per level.')
+common.define_run_flags()
+common.define_extractor_flags()
+common.define_method_flags(recon_levels=False)
+flags.DEFINE_string('arch', 'arch1', 'arch1 or arch2.')
+flags.DEFINE_string('strategy', 'ir', '"ir" or fractions per level.')
+flags.adopt_module_key_flags(common)
+FLAGS = flags.FLAGS
 
 
-def main(argv):
-  del argv
-  logging.set_verbosity(logging.WARNING)  # orbax logs every read at INFO
-  experiment.main_guard(lambda: common.run_cifar(
-      'split_cifar10', 'cifar10', num_tasks=2, replay='buffer',
-      compute_mfid=False))
+def main():
+  config = common.finish(table1.config(
+      FLAGS.arch, FLAGS.strategy, common.seeds(), FLAGS.preset,
+      replay_targets=common.replay_targets() or 'soft'))
+  run.run(config, common.workdir(), data_dir=FLAGS.data_dir,
+          extractor_dir=FLAGS.extractor_dir, mesh=common.mesh())
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run_main(main)

@@ -1,32 +1,38 @@
 r"""Table 2: split CIFAR-100, 10 tasks, generative PLR against IR.
 
-  python -m experiments.split_cifar100 --workdir=/tmp/plr/a1_03_07 \
+  python -m experiments.split_cifar100 --workdir=runs/a1_03_07 \
       --data_dir=DATA --arch=arch1 --strategy=0.3,0.7 --seeds=0,1,2
 
 Without an extractor checkpoint (--extractor_dir, default WORKDIR/extractor)
 it first pretrains one on CIFAR-10 there, so one command does the whole job.
+The run's configuration is `experiments.configs.table2.config`.
 """
 
-from absl import app
 from absl import flags
-from absl import logging
 
 from experiments import common
-from plr_jax import experiment
+from experiments.configs import table2
+from plr_jax import run
 
-common.define_cifar_flags('"ir" or fractions per level, e.g. 0.3,0.7 (ARCH1) '
-                          'or 0.5,0.3,0.2 (ARCH2).')
+common.define_run_flags()
+common.define_extractor_flags()
+common.define_method_flags()
+flags.DEFINE_string('arch', 'arch1', 'arch1 or arch2.')
+flags.DEFINE_string('strategy', 'ir', '"ir" or fractions per level, e.g. '
+                    '0.3,0.7 (ARCH1) or 0.5,0.3,0.2 (ARCH2).')
 flags.DEFINE_bool('mfid', True, "Compute mFID of each seed's generator.")
+flags.adopt_module_key_flags(common)
 FLAGS = flags.FLAGS
 
 
-def main(argv):
-  del argv
-  logging.set_verbosity(logging.WARNING)  # orbax logs every read at INFO
-  experiment.main_guard(lambda: common.run_cifar(
-      'split_cifar100', 'cifar100', num_tasks=10, replay='generative',
-      compute_mfid=FLAGS.mfid))
+def main():
+  config = common.finish(table2.config(
+      FLAGS.arch, FLAGS.strategy, common.seeds(), FLAGS.preset,
+      mfid=FLAGS.mfid, recon_levels=FLAGS.recon_levels,
+      replay_targets=common.replay_targets() or 'soft'))
+  run.run(config, common.workdir(), data_dir=FLAGS.data_dir,
+          extractor_dir=FLAGS.extractor_dir, mesh=common.mesh())
 
 
 if __name__ == '__main__':
-  app.run(main)
+  common.run_main(main)

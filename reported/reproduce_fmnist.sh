@@ -21,4 +21,4 @@ fm fig5_ir_naive_authors_setup --setup=ir_naive --preset=authors --seeds=0
 # GR, 3 seeds: seed 0 is the authors' command above (the same configuration).
 mkdir -p $R/fig5_gr_authors_setup/checkpoints
 [ -d $R/fig5_gr_authors_setup/checkpoints/seeds_0 ] || cp -r $R/fig5_gr_authors_command/checkpoints/seeds_0 $R/fig5_gr_authors_setup/checkpoints/
-fm fig5_gr_authors_setup --setup=gr --preset=authors --seeds=0,1,2 --vmap_seeds=false
+fm fig5_gr_authors_setup --setup=gr --preset=authors --seeds=0,1,2 --set=loop.vmap_seeds=false

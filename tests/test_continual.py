@@ -360,6 +360,36 @@ def test_progress_reports_each_seeds_accuracy_after_a_task():
       '[seed 8] after task 2/3: accuracy per task 100.0 0.0 | average 50.00%']
 
 
+def test_progress_rate_and_eta_leave_out_each_tasks_first_chunk():
+  now = [0.0]
+  stream = io.StringIO()
+  report = progress_lib.Progress(num_tasks=2, iters_per_task=100,
+                                 interval_s=0, stream=stream,
+                                 clock=lambda: now[0])
+  # Task 1: the first chunk of 50 iterations takes 30 s (compilation), the
+  # second 5 s: the steady rate is 10 it/s.
+  for t, done, seconds in ((1, 50, 30.0), (1, 100, 5.0)):
+    now[0] += seconds
+    report(t, done)
+  assert report.rate == pytest.approx(10.0)
+  last = stream.getvalue().splitlines()[-1]
+  assert '10.0 it/s' in last and 'ETA 0m10s' in last, last
+  # Task 2's first chunk (a new program, evaluation, checkpoint: 40 s) does
+  # not count either; its second chunk (2.5 s) does.
+  now[0] += 40.0
+  report(2, 50)
+  assert report.rate == pytest.approx(10.0)
+  now[0] += 2.5
+  report(2, 100)
+  assert report.rate == pytest.approx(100 / 7.5)
+  # Before any steady chunk, the rate is that of everything so far.
+  times = iter([0.0, 4.0])
+  fresh = progress_lib.Progress(num_tasks=1, iters_per_task=10,
+                                stream=io.StringIO(), clock=lambda: next(times))
+  fresh(1, 8)
+  assert fresh.rate == pytest.approx(2.0)
+
+
 @pytest.mark.parametrize('replay', ['generative', 'images'])
 def test_seeds_with_convolutions_match_runs_of_each_seed_alone(replay):
   """Seeds in one program on images (Figure 5's setups): vmapped, or on

@@ -18,13 +18,15 @@ def test_cifar10_from_standard_files(tmp_path):
   assert ds.train_images.shape == (100, 32, 32, 3)
   assert ds.train_images.dtype == np.uint8
   assert ds.test_images.shape == (40, 32, 32, 3)
-  assert ds.num_classes == 10 and ds.label == 'exact'
+  # Files of unknown content are labelled so, never "exact".
+  assert ds.num_classes == 10 and ds.label == 'unknown'
   # Channel-major rows become HWC images: the class shows in every pixel.
   assert np.all(ds.train_images[ds.train_labels == 9].mean() >
                 ds.train_images[ds.train_labels == 0].mean())
 
 
-def test_cifar10_written_by_python3_is_read_and_labelled_jpeg(tmp_path):
+def test_cifar10_written_by_python3_is_read_and_known_by_its_digest(
+    tmp_path, monkeypatch):
   root = tmp_path / 'cifar-10-batches-py'
   root.mkdir()
   for name in [f'data_batch_{i}' for i in range(1, 6)] + ['test_batch']:
@@ -32,7 +34,14 @@ def test_cifar10_written_by_python3_is_read_and_labelled_jpeg(tmp_path):
       pickle.dump({'labels': [0, 1], 'data': np.zeros((2, 3072), np.uint8),
                    'filenames': [f'{name}_0.png', f'{name}_1.png']}, fh)
   ds = data.load('cifar10', str(tmp_path))
-  assert ds.label == 'jpeg' and ds.train_images.shape == (10, 32, 32, 3)
+  assert ds.label == 'unknown' and ds.train_images.shape == (10, 32, 32, 3)
+  # The label comes from the test set's content, not from how it was
+  # written: the same files, with their digest known, are labelled so.
+  digest = data.test_set_digest(ds.test_images, ds.test_labels)
+  monkeypatch.setitem(data.KNOWN_TEST_SETS, 'cifar10', {digest: 'jpeg'})
+  assert data.load('cifar10', str(tmp_path)).label == 'jpeg'
+  # One changed test label changes the digest.
+  assert data.test_set_digest(ds.test_images, ds.test_labels[::-1]) != digest
 
 
 def test_cifar100_fine_labels(tmp_path):
@@ -57,6 +66,7 @@ def test_fashion_mnist_found_without_flags():
   ds = data.load('fashion_mnist')
   assert ds.train_images.shape == (60000, 28, 28, 1)
   assert ds.test_images.shape == (10000, 28, 28, 1)
+  assert ds.label == 'exact'  # the official test set's digest
 
 
 def test_missing_dataset_is_one_specific_line(tmp_path):

@@ -57,14 +57,15 @@ def _check_record(record, tasks, seeds, mfid):
   assert record['average_accuracy_mean'] == pytest.approx(np.mean(accs))
   assert 0 < record['r_paper'] <= 1 and 0 < record['r_exact'] <= 1
   assert record['timing']['wall_time_s'] > 0
-  assert record['config']['preset']['name'] == 'tiny'
+  assert record['config']['seeds'] == seeds
+  assert record['config']['continual']['batch_size'] == 32  # tiny preset
 
 
 def test_split_cifar100_pretrains_then_runs(data_dir, tmp_path):
   workdir = str(tmp_path / 'c100')
   proc = _run('split_cifar100', f'--workdir={workdir}',
               f'--data_dir={data_dir}', '--preset=tiny', '--seeds=0,1',
-              '--strategy=0.3,0.7', '--data_label=fake')
+              '--strategy=0.3,0.7', '--set=data_label=fake')
   assert 'pretrain epoch 1/1' in proc.stderr
   assert 'task 10/10 iter 20/20' in proc.stderr  # progress lines
   record = _results(workdir)
@@ -85,32 +86,32 @@ def test_split_cifar100_pretrains_then_runs(data_dir, tmp_path):
   proc = _run('split_cifar100', f'--workdir={workdir}_ir',
               f'--extractor_dir={workdir}/extractor',
               f'--data_dir={data_dir}', '--preset=tiny', '--seeds=0',
-              '--strategy=ir', '--mfid=false', '--data_label=fake')
+              '--strategy=ir', '--mfid=false', '--set=data_label=fake')
   assert 'using extractor' in proc.stderr
   assert 'pretrain epoch' not in proc.stderr
 
-  from plr_jax.eval import plots  # pylint: disable=g-import-not-at-top
   out = str(tmp_path / 'plots')
-  assert plots.main([workdir, '--out', out]) == 0
-  for name in ('heatmap_0.png', 'accuracy_per_task.png', 'accuracy_vs_r.png',
-               'summary.md'):
-    assert os.path.getsize(os.path.join(out, name)) > 0
+  proc = _run('plots', workdir, f'{workdir}_ir', f'--out={out}',
+              '--format=png,pdf')
+  for name in ('heatmap_0.png', 'heatmap_1.pdf', 'accuracy_per_task.png',
+               'accuracy_vs_r.pdf', 'summary.md'):
+    assert os.path.getsize(os.path.join(out, name)) > 0, proc.stdout
 
 
 def test_split_cifar10_buffer_replay(data_dir, tmp_path):
   workdir = str(tmp_path / 'c10')
   _run('split_cifar10', f'--workdir={workdir}', f'--data_dir={data_dir}',
        '--preset=tiny', '--arch=arch2',
-       '--strategy=0.5,0.3,0.2', '--data_label=fake', '--seeds=3')
+       '--strategy=0.5,0.3,0.2', '--set=data_label=fake', '--seeds=3')
   record = _results(workdir)
   _check_record(record, tasks=2, seeds=[3], mfid=False)
   # The authors' rule by default: np.random.seed(3); permutation(10).
   permutation = np.random.RandomState(3).permutation(10)
   assert record['per_seed'][0]['class_order'] == np.argsort(
       permutation).tolist()
-  assert record['config']['class_order_rule'] == 'authors'
-  assert record['config']['replay'] == 'buffer'
-  assert record['config']['arch']['num_classes'] == 10
+  assert record['config']['continual']['class_order_rule'] == 'authors'
+  assert record['config']['continual']['replay'] == 'buffer'
+  assert record['config']['continual']['arch']['num_classes'] == 10
 
 
 @pytest.mark.parametrize('setup, strategy, replay, name', [
@@ -123,11 +124,11 @@ def test_fashion_mnist_setups(data_dir, tmp_path, setup, strategy, replay,
   workdir = str(tmp_path / 'fm')
   _run('fashion_mnist', f'--workdir={workdir}', f'--data_dir={data_dir}',
        '--preset=tiny', '--seeds=0', f'--setup={setup}',
-       f'--strategy={strategy}', '--data_label=fake')
+       f'--strategy={strategy}', '--set=data_label=fake')
   record = _results(workdir)
   _check_record(record, tasks=5, seeds=[0], mfid=False)
-  assert record['config']['extractor_trainable_until'] == 1
-  assert record['config']['replay'] == replay
+  assert record['config']['continual']['extractor_trainable_until'] == 1
+  assert record['config']['continual']['replay'] == replay
   # The tables name the setup, not just the level the replay enters at.
   assert record['strategy_name'] == name
   with open(os.path.join(workdir, 'results.md')) as fh:
@@ -145,10 +146,12 @@ def test_pretrain_and_ablation(data_dir, tmp_path):
   _run('pretraining_ablation', f'--workdir={ablation}',
        f'--data_dir={data_dir}', '--preset=tiny', '--seeds=0',
        '--class_counts=0,2', '--augment=true', '--iters_per_task=5',
-       '--data_label=fake')
+       '--set=data_label=fake')
   summary = json.load(open(os.path.join(ablation, 'results.json')))
-  assert [r['setting'] for r in summary['rows']] == ['k0_aug0', 'k2_aug1']
-  assert all(0 <= r['accuracy_mean'] <= 1 for r in summary['rows'])
+  assert [r['run_id'] for r in summary['rows']] == [
+      'fig4_arch1_k0_aug0', 'fig4_arch1_k2_aug1']
+  assert all(0 <= r['ours'] <= 1 for r in summary['rows'])
+  assert all(r['data'] == 'fake' for r in summary['rows'])
 
 
 @pytest.mark.parametrize('args, message', [
@@ -157,15 +160,18 @@ def test_pretrain_and_ablation(data_dir, tmp_path):
     (['--strategy=-0.5,1.5'], 'is negative'),
     (['--seeds='], '--seeds is empty'),
     (['--seeds=a,b'], '--seeds must be integers'),
-    (['--iters_per_task=0'], '--iters_per_task must be positive'),
+    (['--iters_per_task=0'], '--iters_per_task: iters_per_task must be positive'),
     (['--arch=arch9'], "unknown arch 'arch9'"),
     (['--preset=huge'], "unknown preset 'huge'"),
     (['--workdir=/proc/plr_cannot_write'], 'is not writable'),
     (['--data_dir=/nonexistent'], 'cifar100 not found'),
     (['--precision=fp8'], "got 'fp8'"),
-    (['--scan_unroll=0'], '--scan_unroll must be positive'),
-    (['--task_phases=maybe'], 'task_phases'),
-    (['--class_order=sorted'], '--class_order must be one of'),
+    (['--set=continual.scan_unroll=0'], 'scan_unroll must be positive'),
+    (['--set=continual.task_phases=maybe'], 'task_phases'),
+    (['--set=bogus=1'], "unknown config field 'bogus'"),
+    (['--seeds=0,0'], '--seeds must be distinct; repeated: 0'),
+    (['--bogus_flag=1'], 'bogus_flag'),
+    (['--class_order=sorted'], '--class_order: class order must be one of'),
 ])
 def test_bad_input_is_one_line_and_exit_2(data_dir, tmp_path, args, message):
   base = {'--workdir': str(tmp_path / 'w'), '--data_dir': data_dir,
@@ -197,14 +203,47 @@ def test_fashion_mnist_gr_without_convolutions(data_dir, tmp_path):
   workdir = str(tmp_path / 'mlp')
   _run('fashion_mnist', f'--workdir={workdir}', f'--data_dir={data_dir}',
        '--preset=tiny', '--seeds=0', '--setup=gr', '--arch=fmnist_mlp',
-       '--data_label=fake')
+       '--set=data_label=fake')
   record = _results(workdir)
   _check_record(record, tasks=5, seeds=[0], mfid=False)
-  assert record['config']['arch']['conv_channels'] == []
-  assert record['config']['replay'] == 'images'
+  assert record['config']['continual']['arch']['conv_channels'] == []
+  assert record['config']['continual']['replay'] == 'images'
   # Nothing to freeze: the freezing setups refuse this arch.
   proc = _run('fashion_mnist', f'--workdir={tmp_path / "frozen"}',
               f'--data_dir={data_dir}', '--preset=tiny', '--seeds=0',
               '--setup=gr_frozen', '--arch=fmnist_mlp', expect=2)
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and 'no convolutions to freeze' in lines[0], lines
+
+
+@pytest.mark.parametrize('binary, own_flags', [
+    ('split_cifar100', ('--strategy', '--arch', '--mfid', '--workdir',
+                        '--seeds', '--set')),
+    ('split_cifar10', ('--strategy', '--arch', '--workdir')),
+    ('fashion_mnist', ('--setup', '--strategy', '--recon_levels')),
+    ('pretrain', ('--epochs', '--num_classes', '--crop_padding')),
+    ('reproduce', ('--rows', '--list')),
+    ('plots', ('--out', '--format')),
+])
+def test_help_lists_the_binarys_own_flags_and_exits_0(tmp_path, binary,
+                                                      own_flags):
+  # From another directory: the binaries do not depend on the clone's root.
+  env = {**os.environ, 'PYTHONPATH': ROOT, 'JAX_PLATFORMS': 'cpu'}
+  proc = subprocess.run([sys.executable, '-m', f'experiments.{binary}',
+                         '--help'], cwd=tmp_path, env=env,
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  for flag in own_flags:
+    name = flag.lstrip('-')
+    assert (f'--{name}:' in proc.stdout or f'--[no]{name}:' in proc.stdout
+            ), (flag, proc.stdout)
+  assert 'python -m experiments.' in proc.stdout  # the usage docstring
+  assert '(default:' in proc.stdout
+
+
+def test_reproduce_lists_every_row_with_its_run_id(tmp_path):
+  proc = _run('reproduce', 'table1', '--list')
+  ids = [line.split(':')[0] for line in proc.stdout.splitlines()]
+  assert len(ids) == 8 and len(set(ids)) == 8, proc.stdout
+  assert 'table1_arch1_0.3_0.7' in ids, ids
+  _run('reproduce', 'table9', '--list', expect=2)

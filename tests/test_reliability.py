@@ -79,8 +79,8 @@ def _command(workdir, data_dir, *extra):
   return [sys.executable, '-m', 'experiments.split_cifar10',
           f'--workdir={workdir}', f'--data_dir={data_dir}', '--preset=tiny',
           '--seeds=0', '--iters_per_task=200', '--checkpoint_every=20',
-          '--checkpoint_min_secs=0',
-          '--strategy=0.5,0.5', '--data_label=fake', *extra]
+          '--set=loop.checkpoint_min_secs=0',
+          '--strategy=0.5,0.5', '--set=data_label=fake', *extra]
 
 
 def _env():
@@ -127,17 +127,24 @@ def test_sigkill_mid_task_then_resume_gives_identical_results(tmp_path):
   assert resumed.returncode == 0, resumed.stderr[-2000:]
   assert 'resuming from task 2, iteration' in resumed.stderr
   assert _results_without_timing(workdir) == records[0]
+  # The CSV logs too: what the killed process wrote past its checkpoint was
+  # dropped before the rerun wrote it again.
+  for name in ('metrics.csv', 'accuracy.csv'):
+    with open(os.path.join(workdir, 'logs', 'seed_0', name)) as fh:
+      resumed_log = fh.read()
+    with open(os.path.join(tmp_path, 'first', 'logs', 'seed_0', name)) as fh:
+      assert resumed_log == fh.read(), name
   # A finished run is not run again; other flags are refused.
   rerun = subprocess.run(_command(workdir, data_dir), cwd=ROOT, env=_env(),
                          capture_output=True, text=True, timeout=600)
   assert 'finished in an earlier run' in rerun.stderr
-  # A workdir from before a flag existed resumes when the flag is at its
-  # default.
-  flags_path = os.path.join(workdir, 'run_flags.json')
-  with open(flags_path) as fh:
+  # A workdir from before a config field existed resumes when the field is
+  # at its default.
+  config_path = os.path.join(workdir, 'run_config.json')
+  with open(config_path) as fh:
     recorded = json.load(fh)
-  assert recorded.pop('class_order') == 'authors'
-  with open(flags_path, 'w') as fh:
+  assert recorded['continual'].pop('targets_after_update') is True
+  with open(config_path, 'w') as fh:
     json.dump(recorded, fh)
   older = subprocess.run(_command(workdir, data_dir), cwd=ROOT, env=_env(),
                          capture_output=True, text=True, timeout=600)
@@ -147,8 +154,8 @@ def test_sigkill_mid_task_then_resume_gives_identical_results(tmp_path):
       capture_output=True, text=True, timeout=600)
   assert other.returncode == 2
   lines = other.stderr.strip().splitlines()
-  assert len(lines) == 1 and 'holds a run with other flags' in lines[0]
-  assert '--strategy=0.5,0.5 there, ir now' in lines[0]
+  assert len(lines) == 1 and 'holds a run of another configuration' in lines[0]
+  assert 'continual.strategy: [0.5, 0.5] there, [1.0, 0.0] now' in lines[0], lines
 
 
 def test_extractor_of_another_architecture_is_refused(tmp_path):
@@ -223,3 +230,69 @@ def test_pretraining_resumes_after_the_last_epoch(tmp_path):
   with pytest.raises(checkpoint.CheckpointError, match='past the 2 epochs'):
     pretrain.pretrain(arch, dataset, pretrain.PretrainConfig(
         epochs=2, batch_size=25), seed=0, checkpoints=checkpoints)
+
+
+def _tensorboard_scalars(directory):
+  """(tag, step, value) of every scalar in `directory`'s event files."""
+  import struct  # pylint: disable=g-import-not-at-top
+  from tensorboardX.proto import event_pb2  # pylint: disable=g-import-not-at-top
+  out = []
+  for name in sorted(os.listdir(directory)):
+    if 'tfevents' not in name:
+      continue
+    with open(os.path.join(directory, name), 'rb') as fh:
+      data = fh.read()
+    at = 0
+    while at < len(data):
+      (length,) = struct.unpack('<Q', data[at:at + 8])
+      event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
+      at += 12 + length + 4
+      for value in event.summary.value:
+        out.append((value.tag, event.step, value.simple_value))
+  return out
+
+
+def test_metrics_log_of_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
+  from plr_jax.io import logs  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  chunks = [(1, 0, {'a': rng.normal(size=(20, 2)), 'b': rng.normal(size=(20, 2))}),
+            (1, 20, {'a': rng.normal(size=(20, 2)), 'b': rng.normal(size=(20, 2))}),
+            (2, 0, {'a': rng.normal(size=(20, 2))})]
+  whole = logs.MetricsLog(str(tmp_path / 'whole'), [3, 4], 40, every=10)
+  for task, done, metrics in chunks:
+    whole.chunk(task, done, metrics, batched=True)
+    if (task, done) == (1, 20):
+      whole.accuracy(1, np.array([[0.5, 0.0], [0.25, 0.0]]))
+  whole.close()
+  # A process that wrote all three chunks but checkpointed only after the
+  # first; the rerun resumes there and writes chunks 2 and 3 again.
+  resumed = logs.MetricsLog(str(tmp_path / 'resumed'), [3, 4], 40, every=10)
+  for task, done, metrics in chunks:
+    resumed.chunk(task, done, metrics, batched=True)
+  resumed.close()
+  rerun = logs.MetricsLog(str(tmp_path / 'resumed'), [3, 4], 40, every=10)
+  rerun.resume(1, 20)
+  for task, done, metrics in chunks[1:]:
+    rerun.chunk(task, done, metrics, batched=True)
+    if (task, done) == (1, 20):
+      rerun.accuracy(1, np.array([[0.5, 0.0], [0.25, 0.0]]))
+  rerun.close()
+  for seed in (3, 4):
+    for name in ('metrics.csv', 'accuracy.csv'):
+      a = open(tmp_path / 'whole' / f'seed_{seed}' / name).read()
+      b = open(tmp_path / 'resumed' / f'seed_{seed}' / name).read()
+      assert a == b, name
+  lines = open(tmp_path / 'whole' / 'seed_4' / 'metrics.csv').read().splitlines()
+  assert lines[0] == 'step,task,iteration,name,value'
+  # Means over blocks of 10 iterations; step 50 is task 2's iteration 10.
+  step, task, iteration, name, value = lines[-2].split(',')
+  assert (step, task, iteration, name) == ('50', '2', '10', 'a')
+  assert float(value) == pytest.approx(chunks[2][2]['a'][:10, 1].mean())
+  scalars = _tensorboard_scalars(str(tmp_path / 'whole' / 'seed_3'))
+  assert ('accuracy/task_1', 40, 0.5) in scalars
+  assert len([s for s in scalars if s[0] == 'a']) == 6
+  # TensorBoard keeps the last event of a purged step range: the resumed
+  # files hold the purge marker and the rewritten values.
+  resumed_a = [s for s in _tensorboard_scalars(
+      str(tmp_path / 'resumed' / 'seed_3')) if s[0] == 'a']
+  assert sorted({s[1] for s in resumed_a}) == [10, 20, 30, 40, 50, 60]

@@ -8,7 +8,7 @@ The only module that knows about files. It yields numpy arrays: uint8 images
    or `data_dir/fashion-mnist/`);
 2. for Fashion-MNIST, Debian's `dataset-fashion-mnist` package in
    `/usr/share/datasets/fashion-mnist`;
-3. tensorflow-datasets, if it is installed (`pip install tensorflow-datasets`).
+3. tensorflow-datasets, if it is installed (`pip install -e '.[tfds]'`).
 
 A dataset found nowhere raises `DatasetNotFoundError` with one line naming
 where it looked and how to get it.
@@ -16,6 +16,7 @@ where it looked and how to get it.
 
 import dataclasses
 import gzip
+import hashlib
 import os
 import pickle
 
@@ -28,18 +29,42 @@ _FMNIST_FILES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',
                  't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')
 _HOW_TO_GET = {
     'cifar10': 'untar https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz '
-               'into --data_dir, or pip install tensorflow-datasets',
+               "into the data directory, or pip install -e '.[tfds]'",
     'cifar100': 'untar https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz'
-                ' into --data_dir, or pip install tensorflow-datasets',
+                " into the data directory, or pip install -e '.[tfds]'",
     'fashion_mnist': 'apt-get install dataset-fashion-mnist, put the four IDX '
-                     '.gz files in --data_dir, or pip install '
-                     'tensorflow-datasets',
+                     ".gz files in the data directory, or pip install -e "
+                     "'.[tfds]'",
 }
 NAMES = tuple(_HOW_TO_GET)
 
 
 class DatasetNotFoundError(ValueError):
   """The dataset is in none of the places looked at."""
+
+
+# What a dataset is, recognised by the sha256 of its test split
+# (`test_set_digest`): the official Fashion-MNIST test set (Debian's
+# `dataset-fashion-mnist` ships the official files) and the JPEG CIFAR-10
+# stand-in as `make_cifar10_batches.py` writes it. Anything else read from
+# files is "unknown": no official CIFAR files were available to record
+# their digests. Data through tensorflow-datasets, which verifies its
+# downloads' checksums, is "exact".
+KNOWN_TEST_SETS = {
+    'fashion_mnist': {
+        '9a494dc49efeb996f4076c469b31cd058152067b1594ba6ab85dd739fce3775e':
+            'exact'},
+    'cifar10': {
+        'c11608cdec0c18206a29af287b6ef1ca7c5ab777ff067deaa84ff7077751e3cb':
+            'jpeg'},
+}
+
+
+def test_set_digest(images: np.ndarray, labels: np.ndarray) -> str:
+  """sha256 of a split: its uint8 images as stored, then int64 labels."""
+  digest = hashlib.sha256(np.ascontiguousarray(images, np.uint8).tobytes())
+  digest.update(np.asarray(labels, np.int64).tobytes())
+  return digest.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -51,7 +76,17 @@ class Dataset:
   test_images: np.ndarray
   test_labels: np.ndarray
   source: str
-  label: str = 'exact'  # 'exact', 'jpeg' (the lossy CIFAR-10 stand-in)
+  # 'exact', 'jpeg' (the lossy CIFAR-10 stand-in) or 'unknown'.
+  label: str = 'unknown'
+
+  def fingerprint(self) -> str:
+    """A short hash of the training and test arrays (a run's data
+    identity)."""
+    digest = hashlib.sha256()
+    for array in (self.train_images, self.train_labels, self.test_images,
+                  self.test_labels):
+      digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
 
   @property
   def num_classes(self) -> int:
@@ -83,12 +118,15 @@ def load(name: str, data_dir: str | None = None) -> Dataset:
     found = _FILE_LOADERS[name](directory)
     looked.append(directory)
     if found is not None:
-      *arrays, label = found
+      arrays = found
+      digest = test_set_digest(arrays[2], arrays[3])
+      label = KNOWN_TEST_SETS.get(name, {}).get(digest, 'unknown')
       return Dataset(name, *arrays, source=directory, label=label)
   tfds_found = _load_tfds(name, data_dir)
   if tfds_found is not None:
-    return Dataset(name, *tfds_found, source='tensorflow-datasets')
-  where = ', '.join(looked) if looked else 'no --data_dir given'
+    return Dataset(name, *tfds_found, source='tensorflow-datasets',
+                   label='exact')
+  where = ', '.join(looked) if looked else 'no data directory given'
   raise DatasetNotFoundError(
       f'{name} not found (looked in: {where}; tensorflow-datasets: '
       f'{_tfds_status()}); to get it: {_HOW_TO_GET[name]}')
@@ -110,10 +148,8 @@ def _load_cifar(directory, subdir, train_files, test_files, label_key):
   paths = [os.path.join(root, f) for f in train_files + test_files]
   if not all(os.path.isfile(p) for p in paths):
     return None
-  label = 'exact'
 
   def read(files):
-    nonlocal label
     images, labels = [], []
     for f in files:
       with open(os.path.join(root, f), 'rb') as fh:
@@ -124,13 +160,9 @@ def _load_cifar(directory, subdir, train_files, test_files, label_key):
                for k, v in batch.items()}
       images.append(np.asarray(batch['data'], np.uint8))
       labels.append(np.asarray(batch[label_key], np.int32))
-      names = batch.get('filenames') or [b'']
-      first = names[0].decode() if isinstance(names[0], bytes) else names[0]
-      if first.startswith(f'{f}_'):  # make_cifar10_batches.py's naming
-        label = 'jpeg'
     images = np.concatenate(images).reshape(-1, 3, 32, 32)
     return images.transpose(0, 2, 3, 1), np.concatenate(labels)
-  return (*read(train_files), *read(test_files), label)
+  return (*read(train_files), *read(test_files))
 
 
 def _load_cifar10(directory):
@@ -159,7 +191,7 @@ def _load_fashion_mnist(directory):
     return None
   train_x, train_y, test_x, test_y = (_read_idx(p) for p in paths)
   return (train_x[..., None], train_y.astype(np.int32), test_x[..., None],
-          test_y.astype(np.int32), 'exact')
+          test_y.astype(np.int32))
 
 
 _FILE_LOADERS = {'cifar10': _load_cifar10, 'cifar100': _load_cifar100,

@@ -1,4 +1,4 @@
-"""Modified FID (DESIGN.md section 7): Frechet distance in a reference
+"""Modified FID (docs/design.md, "Protocols"): Frechet distance in a reference
 classifier's last hidden layer instead of Inception's.
 
 The reference has the run's architecture; on the frozen extractor's features

@@ -1,28 +1,36 @@
-r"""Plots and a combined table from run directories.
+"""Figures of finished runs (their `results.json` records).
 
-  python -m plr_jax.eval.plots WORKDIR [WORKDIR ...] [--out=DIR]
-
-Writes, into --out (default: the first WORKDIR):
-  heatmap_<run>.png       accuracy matrix of each run's first seed;
-  accuracy_per_task.png   average accuracy after each task, one line per run;
-  accuracy_vs_r.png       final accuracy (mean +- SEM) against R (paper);
-  summary.md              the runs as one table laid out like the paper's.
+`plot(records, out, formats)` writes, into `out`:
+  heatmap_<i>.<fmt>        the accuracy matrix of run i's first seed (row:
+                           after task r, column: task c; cells of tasks not
+                           trained yet are blank; values in the cells);
+  accuracy_per_task.<fmt>  average accuracy over the tasks seen after each
+                           task, mean +- SEM over seeds, one line per run;
+  accuracy_vs_r.<fmt>      final accuracy (mean +- SEM) against the relative
+                           cost R (paper accounting), one point per run;
+  summary.md               the runs as one table laid out like the paper's.
+The command line is `python -m experiments.plots`.
 """
 
-import argparse
 import json
 import os
-import sys
 
 import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+from matplotlib import ticker  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from plr_jax.eval import results as results_lib
 
+FORMATS = ('png', 'pdf')
+_DATASETS = {'cifar100': 'split CIFAR-100', 'cifar10': 'split CIFAR-10',
+             'fashion_mnist': 'Fashion-MNIST'}
+
 
 def load_runs(workdirs: list[str]) -> list[dict]:
+  """The `results.json` records of `workdirs` (ValueError if one is not a
+  finished continual run)."""
   runs = []
   for workdir in workdirs:
     path = os.path.join(workdir, 'results.json')
@@ -37,54 +45,54 @@ def load_runs(workdirs: list[str]) -> list[dict]:
   return runs
 
 
-def _label(run: dict) -> str:
-  return f'{run["arch"].upper()} {run["strategy_name"]}'
+def labels(runs: list[dict]) -> list[str]:
+  """A distinct label per run: architecture and name, with the seeds and
+  then the directory added where runs would otherwise share a label."""
+  base = [f'{r["arch"].upper()} {r["strategy_name"]}' for r in runs]
+  if len(set(base)) < len(base):
+    base = [f'{b} (seeds {",".join(map(str, r["seeds"]))})'
+            for b, r in zip(base, runs)]
+  if len(set(base)) < len(base):
+    base = [f'{b} [{os.path.basename(os.path.normpath(r.get("_workdir", "")))}]'
+            for b, r in zip(base, runs)]
+  return base
 
 
-def plot(runs: list[dict], out: str) -> list[str]:
-  """Writes the figures and summary.md; returns the paths written."""
+def _dataset(run: dict) -> str:
+  """The dataset's name, with its data label unless the data is exact."""
+  name = _DATASETS.get(run.get('dataset'), run.get('dataset') or '')
+  data = run.get('data')
+  if data and data != 'exact' and name:
+    name += f' ({"JPEG" if data == "jpeg" else data} data)'
+  return name
+
+
+def _datasets(runs: list[dict]) -> str:
+  return ', '.join(d for d in sorted({_dataset(r) for r in runs}) if d)
+
+
+def title(run: dict) -> str:
+  return f'{_dataset(run)}, {run["arch"].upper()}, {run["strategy_name"]}'
+
+
+def plot(runs: list[dict], out: str,
+         formats: tuple[str, ...] = ('png',)) -> list[str]:
+  """Writes the figures (in each of `formats`) and summary.md; returns the
+  paths written."""
+  bad = sorted(set(formats) - set(FORMATS))
+  if bad or not formats:
+    raise ValueError(f'figure formats must be among {", ".join(FORMATS)}, '
+                     f'got {", ".join(formats) or "none"}')
   os.makedirs(out, exist_ok=True)
   written = []
+  names = labels(runs)
   for i, run in enumerate(runs):
-    matrix = np.asarray(run['per_seed'][0]['accuracy_matrix'])
-    fig, ax = plt.subplots(figsize=(4 + 0.3 * len(matrix),
-                                    3.5 + 0.3 * len(matrix)))
-    im = ax.imshow(100 * matrix, vmin=0, vmax=100, cmap='viridis')
-    ax.set_xlabel('task evaluated')
-    ax.set_ylabel('after training task')
-    ticks = np.arange(len(matrix))
-    ax.set_xticks(ticks, ticks + 1)
-    ax.set_yticks(ticks, ticks + 1)
-    ax.set_title(f'{_label(run)}, seed {run["seeds"][0]}', fontsize=9)
-    fig.colorbar(im, ax=ax, label='accuracy (%)')
-    written.append(_save(fig, os.path.join(out, f'heatmap_{i}.png')))
-
-  fig, ax = plt.subplots(figsize=(6, 4))
-  for run in runs:
-    curves = []
-    for seed in run['per_seed']:
-      m = np.asarray(seed['accuracy_matrix'])
-      # After task i, the mean over the tasks seen so far.
-      curves.append([m[i, :i + 1].mean() for i in range(len(m))])
-    curves = 100 * np.asarray(curves)
-    x = np.arange(1, curves.shape[1] + 1)
-    ax.errorbar(x, curves.mean(0), yerr=_sem(curves), label=_label(run),
-                capsize=2, marker='o', ms=3)
-  ax.set_xlabel('tasks learnt')
-  ax.set_ylabel('average accuracy on tasks seen (%)')
-  ax.legend(fontsize=7)
-  written.append(_save(fig, os.path.join(out, 'accuracy_per_task.png')))
-
-  fig, ax = plt.subplots(figsize=(5, 4))
-  for run in runs:
-    ax.errorbar(100 * run['r_paper'], 100 * run['average_accuracy_mean'],
-                yerr=100 * run['average_accuracy_sem'], marker='o',
-                capsize=3, label=_label(run))
-  ax.set_xlabel('relative cost R, paper accounting (%)')
-  ax.set_ylabel('final average accuracy (%)')
-  ax.legend(fontsize=7)
-  written.append(_save(fig, os.path.join(out, 'accuracy_vs_r.png')))
-
+    written += _save(heatmap(run), os.path.join(out, f'heatmap_{i}'),
+                     formats)
+  written += _save(accuracy_per_task(runs, names),
+                   os.path.join(out, 'accuracy_per_task'), formats)
+  written += _save(accuracy_vs_r(runs, names),
+                   os.path.join(out, 'accuracy_vs_r'), formats)
   path = os.path.join(out, 'summary.md')
   results_lib.write_text_atomic(
       path, '\n'.join(results_lib.table_rows(runs)) + '\n')
@@ -92,10 +100,68 @@ def plot(runs: list[dict], out: str) -> list[str]:
   return written
 
 
-def _save(fig, path: str) -> str:
-  fig.savefig(path, dpi=100, bbox_inches='tight')
+def heatmap(run: dict):
+  """The first seed's accuracy matrix, tasks not trained yet blank."""
+  matrix = 100 * np.asarray(run['per_seed'][0]['accuracy_matrix'])
+  size = len(matrix)
+  untrained = np.triu(np.ones((size, size), bool), k=1)
+  fig, ax = plt.subplots(figsize=(3 + 0.55 * size, 2.6 + 0.5 * size))
+  image = ax.imshow(np.ma.masked_array(matrix, untrained), vmin=0, vmax=100,
+                    cmap='viridis')
+  for r in range(size):
+    for c in range(r + 1):
+      ax.text(c, r, f'{matrix[r, c]:.0f}', ha='center', va='center',
+              fontsize=8, color='white' if matrix[r, c] < 60 else 'black')
+  ticks = np.arange(size)
+  ax.set_xticks(ticks, [str(t + 1) for t in ticks])
+  ax.set_yticks(ticks, [str(t + 1) for t in ticks])
+  ax.set_xlabel('task evaluated')
+  ax.set_ylabel('after training task')
+  ax.set_title(f'{title(run)}\nseed {run["seeds"][0]}', fontsize=9)
+  fig.colorbar(image, ax=ax, label='accuracy (%)')
+  return fig
+
+
+def accuracy_per_task(runs: list[dict], names: list[str]):
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for run, name in zip(runs, names):
+    curves = []
+    for seed in run['per_seed']:
+      m = np.asarray(seed['accuracy_matrix'])
+      # After task i, the mean over the tasks seen so far.
+      curves.append([m[i, :i + 1].mean() for i in range(len(m))])
+    curves = 100 * np.asarray(curves)
+    x = np.arange(1, curves.shape[1] + 1)
+    ax.errorbar(x, curves.mean(0), yerr=_sem(curves), label=name,
+                capsize=2, marker='o', ms=3)
+  ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+  ax.set_xlabel('tasks learnt')
+  ax.set_ylabel('average accuracy on the tasks seen (%)')
+  ax.set_title(_datasets(runs), fontsize=9)
+  ax.legend(fontsize=7)
+  return fig
+
+
+def accuracy_vs_r(runs: list[dict], names: list[str]):
+  fig, ax = plt.subplots(figsize=(5, 4))
+  for run, name in zip(runs, names):
+    ax.errorbar(100 * run['r_paper'], 100 * run['average_accuracy_mean'],
+                yerr=100 * run['average_accuracy_sem'], marker='o',
+                capsize=3, label=name)
+  ax.set_xlabel('relative cost R, paper accounting (%)')
+  ax.set_ylabel('final average accuracy (%)')
+  ax.set_title(_datasets(runs), fontsize=9)
+  ax.legend(fontsize=7)
+  return fig
+
+
+def _save(fig, stem: str, formats) -> list[str]:
+  paths = []
+  for fmt in formats:
+    paths.append(f'{stem}.{fmt}')
+    fig.savefig(paths[-1], dpi=120, bbox_inches='tight')
   plt.close(fig)
-  return path
+  return paths
 
 
 def _sem(curves: np.ndarray) -> np.ndarray:
@@ -104,21 +170,11 @@ def _sem(curves: np.ndarray) -> np.ndarray:
   return curves.std(0, ddof=1) / np.sqrt(len(curves))
 
 
-def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(
-      prog='python -m plr_jax.eval.plots', description=__doc__.split('\n')[0])
-  parser.add_argument('workdirs', nargs='+')
-  parser.add_argument('--out', default=None)
-  args = parser.parse_args(argv)
-  try:
-    runs = load_runs(args.workdirs)
-    for path in plot(runs, args.out or args.workdirs[0]):
-      print(path)
-  except ValueError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
-  return 0
-
-
-if __name__ == '__main__':
-  sys.exit(main())
+def table_figures(workdir: str, rows, fmt: str = 'png') -> list[str]:
+  """`plot` of a table's finished rows into `WORKDIR/figures/`."""
+  finished = [os.path.join(workdir, row.run_id) for row in rows
+              if os.path.isfile(os.path.join(workdir, row.run_id,
+                                             'results.json'))]
+  if not finished:
+    return []
+  return plot(load_runs(finished), os.path.join(workdir, 'figures'), (fmt,))

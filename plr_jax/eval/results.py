@@ -5,6 +5,7 @@ half-written file. Timing fields are kept under `timing` so that two runs
 with the same seed can be compared byte for byte without them.
 """
 
+import json
 import os
 
 import numpy as np
@@ -17,6 +18,7 @@ DATA_LABELS = {
     'exact': 'exact data',
     'jpeg': 'JPEG CIFAR-10 (lossy stand-in)',
     'fake': 'FAKE data (tests only)',
+    'unknown': 'data not recognised as an official test set',
 }
 
 
@@ -76,7 +78,7 @@ def table_rows(records: list[dict]) -> list[str]:
           'Accuracy | seeds | data |',
           '|---|---|---|---|---|---|---|---|']
   for r in records:
-    mfid = f'{r["mfid_mean"]:.0f}' if 'mfid_mean' in r else '-'
+    mfid = f'{r["mfid_mean"]:.1f}' if 'mfid_mean' in r else '-'
     rows.append(
         f'| {r["arch"].upper()} | {r["strategy_name"]} | '
         f'{100 * r["r_paper"]:.1f}% | {100 * r["r_exact"]:.1f}% | {mfid} | '
@@ -101,8 +103,14 @@ def write(workdir: str, record: dict) -> None:
   for i, row in enumerate(matrix):
     lines.append(f'| {i + 1} | ' + ' | '.join(f'{100 * a:.1f}' for a in row)
                  + ' |')
-  lines += ['', f'Wall time: {record["timing"]["wall_time_s"]:.1f} s '
-            f'for {len(record["seeds"])} seed(s).', '']
+  timing = record['timing']
+  lines += ['', f'Wall time: {timing["wall_time_s"]:.1f} s in the task '
+            f'loops for {len(record["seeds"])} seed(s)'
+            + (f'; {timing["program_s"]:.1f} s for the whole program'
+               if 'program_s' in timing else '')
+            + (f', of which {timing["extractor_this_program_s"]:.1f} s '
+               'getting the extractor (pretraining or loading)'
+               if timing.get('extractor_this_program_s') else '') + '.', '']
   write_text_atomic(os.path.join(workdir, 'results.md'), '\n'.join(lines))
 
 
@@ -112,3 +120,73 @@ def write_text_atomic(path: str, text: str) -> None:
   with open(tmp, 'w') as fh:
     fh.write(text)
   os.replace(tmp, path)
+
+
+def _percent(value, sem=None) -> str:
+  if value is None:
+    return '-'
+  text = f'{100 * value:.1f}%'
+  return text if sem is None else f'{text} +- {100 * sem:.1f}'
+
+
+def write_table(workdir: str, title: str, rows) -> dict:
+  """`WORKDIR/results.md` and `results.json` of a table: each row's paper
+  number beside ours (from `WORKDIR/<run id>/results.json`, where the row
+  has finished), the difference and the data.
+
+  Args:
+    workdir: the table's directory.
+    title: the table's heading.
+    rows: `experiments.configs.Row`s (run_id, config, paper, paper_sem,
+      paper_mfid, source).
+
+  Returns:
+    The summary written to `results.json`.
+  """
+  lines = [f'# {title}', '',
+           '| row | run | R (paper) | paper | ours | ours - paper | '
+           'mFID paper / ours | seeds | data |',
+           '|---|---|---|---|---|---|---|---|---|']
+  summary = []
+  for row in rows:
+    path = os.path.join(workdir, row.run_id, 'results.json')
+    record = None
+    if os.path.isfile(path):
+      with open(path) as fh:
+        record = json.load(fh)
+    ours = record['average_accuracy_mean'] if record else None
+    diff = (f'{100 * (ours - row.paper):+.1f}'
+            if ours is not None and row.paper is not None else '-')
+    mfid = '-'
+    if row.paper_mfid is not None or (record and 'mfid_mean' in record):
+      ours_mfid = (f'{record["mfid_mean"]:.1f}'
+                   if record and 'mfid_mean' in record else '-')
+      mfid = f'{row.paper_mfid if row.paper_mfid is not None else "-"} / '\
+             f'{ours_mfid}'
+    name = row.config.name or strategy_name(row.config.continual.strategy)
+    arch = row.config.arch.name.upper()
+    r_paper = strategy_lib.relative_cost(row.config.continual.strategy,
+                                         row.config.arch, 'paper')
+    data = (DATA_LABELS.get(record['data'], record['data']) if record
+            else 'not run yet')
+    lines.append(
+        f'| {row.run_id} | {arch} {name} | {100 * r_paper:.1f}% | '
+        f'{_percent(row.paper, row.paper_sem)} | '
+        f'{_percent(ours, record["average_accuracy_sem"] if record else None)}'
+        f' | {diff} | {mfid} | {len(row.config.seeds)} | {data} |')
+    summary.append({'run_id': row.run_id, 'paper': row.paper,
+                    'paper_sem': row.paper_sem, 'paper_mfid': row.paper_mfid,
+                    'source': row.source, 'ours': ours,
+                    'ours_sem': record['average_accuracy_sem']
+                    if record else None,
+                    'mfid': record.get('mfid_mean') if record else None,
+                    'data': record['data'] if record else None})
+  sources = sorted({row.source for row in rows if row.source})
+  if sources:
+    lines += ['', 'Paper numbers: ' + '; '.join(sources) + '.']
+  lines.append('')
+  table = {'title': title, 'rows': summary}
+  checkpoint.write_json_atomic(os.path.join(workdir, 'results.json'), table)
+  write_text_atomic(os.path.join(workdir, 'results.md'), '\n'.join(lines))
+  return table
+

@@ -2,6 +2,9 @@
 
 Called between jit-compiled chunks, so it never slows the step itself; it
 prints at most once per `interval_s` seconds, and always at the end of a task.
+The rate, and the time left from it, are the steady state's: the first chunk
+of every task (which pays for compilation, the previous task's evaluation and
+checkpoint) does not count towards them while later chunks have been timed.
 """
 
 import sys
@@ -19,17 +22,21 @@ class Progress:
   """Reports `[seed s] task t/T iter i/I | r it/s | ETA ..` lines."""
 
   def __init__(self, num_tasks: int, iters_per_task: int, num_runs: int = 1,
-               interval_s: float = 10.0, stream=None):
+               interval_s: float = 10.0, stream=None, clock=time.perf_counter):
     self.num_tasks = num_tasks
     self.iters_per_task = iters_per_task
     self.total = num_tasks * iters_per_task * num_runs
     self.interval_s = interval_s
     self.stream = stream or sys.stderr
+    self._clock = clock
     self.done_before = 0  # iterations of earlier runs and tasks
     self.label = ''
-    self._start = time.perf_counter()
+    self._start = clock()
     self._last = -float('inf')
     self._skipped = 0
+    self._previous = None  # (time, run label, task, iterations done)
+    self._steady = [0.0, 0]  # seconds and iterations of steady chunks
+    self._all = [0.0, 0]  # every chunk timed in this process
 
   def start_run(self, label: str) -> None:
     self.label = label
@@ -44,16 +51,41 @@ class Progress:
       self.done_before += iterations
     self._skipped += iterations
 
+  def _time_chunk(self, now: float, task: int, done: int) -> None:
+    if self._previous is None:
+      seconds, iterations = now - self._start, done - self._skipped
+      first_of_task = True
+    else:
+      then, label, previous_task, previous_done = self._previous
+      seconds, iterations = now - then, done - previous_done
+      first_of_task = label != self.label or previous_task != task
+    self._previous = (now, self.label, task, done)
+    if iterations <= 0:
+      return
+    self._all[0] += seconds
+    self._all[1] += iterations
+    if not first_of_task:
+      self._steady[0] += seconds
+      self._steady[1] += iterations
+
+  @property
+  def rate(self) -> float:
+    """Iterations per second of the steady state (every chunk until a chunk
+    after a task's first has been timed)."""
+    seconds, iterations = self._steady if self._steady[1] else self._all
+    return iterations / max(seconds, 1e-9)
+
   def __call__(self, task: int, done_in_task: int) -> None:
-    now = time.perf_counter()
+    now = self._clock()
     done = self.done_before + (task - 1) * self.iters_per_task + done_in_task
+    self._time_chunk(now, task, done)
     end_of_task = done_in_task == self.iters_per_task
     if end_of_task and task == self.num_tasks:
       self.done_before += self.num_tasks * self.iters_per_task
     if now - self._last < self.interval_s and not end_of_task:
       return
     self._last = now
-    rate = (done - self._skipped) / max(now - self._start, 1e-9)
+    rate = self.rate
     left = (self.total - done) / rate if rate > 0 else float('inf')
     print(f'{self.label} task {task}/{self.num_tasks} iter '
           f'{done_in_task}/{self.iters_per_task} | {rate:.1f} it/s | '

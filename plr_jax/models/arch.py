@@ -2,7 +2,7 @@
 
 An `ArchConfig` fixes everything that shapes the networks: the convolutional
 extractor, the hidden stack `fc_1 .. fc_H`, the head and the generator's latent
-size. Presets reproduce DESIGN.md section 2; `tiny` is for tests and laptops.
+size. Presets reproduce docs/design.md, "Architectures"; `tiny` is for tests and laptops.
 """
 
 import dataclasses

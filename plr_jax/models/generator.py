@@ -19,7 +19,6 @@ import flax.linen as nn
 
 from plr_jax.models import arch as arch_lib
 from plr_jax.models import layers
-from plr_jax.train import losses
 
 
 class Generator(nn.Module):
@@ -53,7 +52,7 @@ class Generator(nn.Module):
                              tuple[jax.Array, ...]]:
     """`__call__` with the standard normal noise `eps` [B, z] given."""
     mean, logvar = self.encode(features)
-    z = mean + jnp.exp(0.5 * losses.clip_logvar(logvar)) * eps
+    z = mean + jnp.exp(0.5 * layers.clip_logvar(logvar)) * eps
     return mean, logvar, z, self.decode(z)[::-1]
 
   def encode(self, features: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -106,7 +105,7 @@ class Generator(nn.Module):
     logits = jnp.where(class_mask, 0.0, -jnp.inf)
     classes = jax.random.categorical(class_key, logits, shape=(num,))
     mean = self.prior_mean[classes]
-    std = jnp.exp(0.5 * losses.clip_logvar(self.prior_logvar[classes]))
+    std = jnp.exp(0.5 * layers.clip_logvar(self.prior_logvar[classes]))
     z = mean + std * jax.random.normal(z_key, mean.shape, mean.dtype)
     return classes, self.decode(z, to_level)[::-1]
 

@@ -28,7 +28,6 @@ from plr_jax.models import classifier as classifier_lib
 from plr_jax.models import arch as arch_lib
 from plr_jax.models import generator as generator_lib
 from plr_jax.models import layers
-from plr_jax.train import losses
 
 # Transposed convolution (kernel, padding) mirroring a 3x3 convolution of
 # each stride, as the reference's decoder builds them.
@@ -102,7 +101,7 @@ class ImageGenerator(nn.Module):
     """`__call__` with the standard normal noise `eps` [B, z] given. The
     output is the decoder's raw output (`to_images` makes images of it)."""
     mean, logvar = self.encode(images)
-    z = mean + jnp.exp(0.5 * losses.clip_logvar(logvar)) * eps
+    z = mean + jnp.exp(0.5 * layers.clip_logvar(logvar)) * eps
     return mean, logvar, z, (self.decode_raw(z),)
 
   def encode(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -135,7 +134,7 @@ class ImageGenerator(nn.Module):
     class_key, z_key = jax.random.split(key)
     logits = jnp.where(class_mask, 0.0, -jnp.inf)
     classes = jax.random.categorical(class_key, logits, shape=(num,))
-    std = jnp.exp(0.5 * losses.clip_logvar(self.prior_logvar[classes]))
+    std = jnp.exp(0.5 * layers.clip_logvar(self.prior_logvar[classes]))
     z = self.prior_mean[classes] + std * jax.random.normal(
         z_key, (num, self.arch.z_dim))
     return classes, (self.decode(z),)

@@ -237,3 +237,13 @@ class ConvTranspose(nn.Module):
     y = y.transpose(0, 1, 3, 2, 4, 5).reshape(batch, height * s, width * s,
                                               out)
     return y + bias
+
+
+# Log-variances are clipped where they are exponentiated: an unbounded prior
+# mode drifted to exp(logvar) = inf on Fashion-MNIST and made replay NaN.
+LOGVAR_RANGE = (-20.0, 10.0)
+
+
+def clip_logvar(logvar: jax.Array) -> jax.Array:
+  """`logvar` clipped to `LOGVAR_RANGE` (a numerical guard, see above)."""
+  return jnp.clip(logvar, *LOGVAR_RANGE)

@@ -29,7 +29,7 @@ from plr_jax.train import strategy as strategy_lib
 
 @dataclasses.dataclass(frozen=True)
 class ContinualConfig:
-  """A generative PLR run (DESIGN.md section 4)."""
+  """A generative PLR run (docs/design.md, "Training")."""
   arch: arch_lib.ArchConfig
   strategy: strategy_lib.Strategy
   num_tasks: int
@@ -62,6 +62,9 @@ class ContinualConfig:
   class_order_rule: str = 'authors'
   dataset: str | None = None
 
+  # Fields that change how the loop executes, not what it computes.
+  LOOP_FIELDS = ('chunk_size', 'task_phases', 'scan_unroll')
+
   def __post_init__(self):
     strategy_lib.check_strategy(self.strategy, self.arch)
     check_class_order_rule(self.class_order_rule)
@@ -80,6 +83,9 @@ class ContinualConfig:
     if self.arch.num_classes % self.num_tasks:
       raise ValueError(f'{self.arch.num_classes} classes do not split into '
                        f'{self.num_tasks} equal tasks')
+    if self.task_phases not in (None, True, False):
+      raise ValueError(f'task_phases must be true, false or null (where '
+                       f'measured faster), got {self.task_phases!r}')
     for name in ('num_tasks', 'iters_per_task', 'batch_size', 'replay_size',
                  'chunk_size', 'buffer_size', 'scan_unroll'):
       if getattr(self, name) < 1:
@@ -305,7 +311,7 @@ TASK_PHASE_MODES = {'auto': None, 'true': True, 'false': False}
 def parse_task_phases(text: str) -> bool | None:
   """`ContinualConfig.task_phases` from "auto", "true" or "false"."""
   if text not in TASK_PHASE_MODES:
-    raise ValueError(f'--task_phases must be auto, true or false, got '
+    raise ValueError(f'task phases must be auto, true or false, got '
                      f'{text!r}')
   return TASK_PHASE_MODES[text]
 
@@ -369,6 +375,7 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
               checkpoints: checkpoint_lib.RunCheckpointer | None = None,
               on_resume: Callable[[int, int], None] | None = None,
               on_evaluated: Callable[[int, np.ndarray], None] | None = None,
+              on_metrics: Callable[[int, int, dict], None] | None = None,
               ) -> list[Result]:
   """Runs independent seeds as one `vmap`ped program (or one after another).
 
@@ -388,6 +395,9 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
     on_resume: called with the task and iteration a run resumes from.
     on_evaluated: called after each task with the task and the seeds' rows
       of the accuracy matrix for it ([seeds, tasks]; later tasks 0).
+    on_metrics: called after each chunk with the task, the iterations done
+      before the chunk and its metrics on the host (`{name: [iterations,
+      seeds]}` when batched, else `[iterations]`).
     Other arguments: as for `run`.
 
   Raises:
@@ -469,6 +479,8 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
       metrics = jax.device_get(metrics)
       _check_finite(metrics, t, done, seeds, batched, checkpoints)
       chunks.append(metrics)
+      if on_metrics is not None:
+        on_metrics(t, done, metrics)
       done += length
       if on_chunk is not None:
         on_chunk(t, done)

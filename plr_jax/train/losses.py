@@ -10,6 +10,8 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
+from plr_jax.models import layers
+
 DISTILLATION_TEMPERATURE = 2.0
 
 
@@ -130,13 +132,10 @@ def hard_targets(teacher_logits: jax.Array, mask: jax.Array) -> jax.Array:
                               floor), axis=-1)
 
 
-# Log-variances are clipped where they are exponentiated: an unbounded prior
-# mode drifted to exp(logvar) = inf on Fashion-MNIST and made replay NaN.
-LOGVAR_RANGE = (-20.0, 10.0)
-
-
-def clip_logvar(logvar: jax.Array) -> jax.Array:
-  return jnp.clip(logvar, *LOGVAR_RANGE)
+# Log-variances are clipped where they are exponentiated (the models do the
+# same when they sample): `layers.clip_logvar`.
+LOGVAR_RANGE = layers.LOGVAR_RANGE
+clip_logvar = layers.clip_logvar
 
 
 def _log_normal(z: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:

@@ -1,4 +1,4 @@
-"""Extractor pretraining (DESIGN.md section 5).
+"""Extractor pretraining (docs/design.md, "Extractor pretraining").
 
 The whole classifier (extractor, hidden stack and a head for the pretraining
 classes) is trained end to end with Adam, batch norm in training mode and
@@ -33,7 +33,7 @@ from plr_jax.train import optim
 
 @dataclasses.dataclass(frozen=True)
 class PretrainConfig:
-  """Pretraining hyper-parameters; DESIGN.md: 100 epochs, Adam 1e-4, 256."""
+  """Pretraining hyper-parameters; docs/design.md: 100 epochs, Adam 1e-4, 256."""
   epochs: int = 100
   batch_size: int = 256
   learning_rate: float = 1e-4
@@ -41,6 +41,15 @@ class PretrainConfig:
   # 'symmetric' as the reference (torchvision's RandomCrop(32, padding=4,
   # padding_mode='symmetric')); 'zeros' pads with the mean colour.
   crop_padding: str = 'symmetric'
+
+  def __post_init__(self):
+    for name in ('epochs', 'batch_size'):
+      if getattr(self, name) < 1:
+        raise ValueError(f'pretraining {name} must be positive, got '
+                         f'{getattr(self, name)}')
+    if self.crop_padding not in ('symmetric', 'zeros'):
+      raise ValueError(f"crop padding must be 'symmetric' or 'zeros', got "
+                       f'{self.crop_padding!r}')
 
 
 @functools.lru_cache(maxsize=None)

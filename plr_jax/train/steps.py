@@ -251,10 +251,10 @@ def make_classifier_step(
   if replay_images and slices[0] != replay_size:
     raise ValueError('replay of images enters at the input: use IR')
 
-  def current_inputs(params, extra, batch: Batch):
+  def current_inputs(params, batch: Batch):
     """What the current batch feeds the stack: images or level-0 rows."""
     if inputs == 'images' and not replay_images:
-      return model.apply({'params': params, **extra}, batch.x,
+      return model.apply({'params': params}, batch.x,
                          method=Classifier.extract)
     return batch.x
 
@@ -269,12 +269,12 @@ def make_classifier_step(
       offset += size
     return tuple(entries)
 
-  def logits_of(params, extra, current, replayed):
+  def logits_of(params, current, replayed):
     """One pass over the current rows (or None) and the replayed entries
     (or None); images: one batch through the whole classifier."""
     if replay_images:
       rows = [r for r in (current, replayed and replayed[0]) if r is not None]
-      return model.apply({'params': params, **extra}, jnp.concatenate(rows))
+      return model.apply({'params': params}, jnp.concatenate(rows))
     return model.apply({'params': params}, current,
                        replayed or (None,) * len(slices),
                        method=Classifier.classify_injected)
@@ -287,12 +287,12 @@ def make_classifier_step(
     return jnp.mean(losses.distillation(logits, replay.logits, info.replayed,
                                         info.active))
 
-  def replay_loss(params, extra, replay: replay_lib.ReplayBatch,
+  def replay_loss(params, replay: replay_lib.ReplayBatch,
                   info: TaskInfo):
     return replay_objective(
-        logits_of(params, extra, None, replay_inputs(replay)), replay, info)
+        logits_of(params, None, replay_inputs(replay)), replay, info)
 
-  def loss_fn(params, extra, batch: Batch, replay, info: TaskInfo):
+  def loss_fn(params, batch: Batch, replay, info: TaskInfo):
     current_weight, replay_weight = losses.task_weights(info.task)
     metrics = {}
     loss = 0.0
@@ -304,23 +304,23 @@ def make_classifier_step(
     # reaches it); otherwise the replay pass sits behind `when_replaying`.
     one_pass = replays_in_one_pass(info, replay)
     if with_current:
-      current_rows = current_inputs(params, extra, batch)
+      current_rows = current_inputs(params, batch)
       if one_pass:
-        logits = logits_of(params, extra, current_rows, replay_inputs(replay))
+        logits = logits_of(params, current_rows, replay_inputs(replay))
         logits, replay_logits = jnp.split(logits, [batch.x.shape[0]])
       else:
-        logits = logits_of(params, extra, current_rows, None)
+        logits = logits_of(params, current_rows, None)
       current = jnp.mean(losses.cross_entropy(logits, batch.y, info.active))
       metrics['current_loss'] = current
       loss += current_weight * current
     elif one_pass:
-      replay_logits = logits_of(params, extra, None, replay_inputs(replay))
+      replay_logits = logits_of(params, None, replay_inputs(replay))
     if replay is not None:
       if one_pass:
         replayed = replay_objective(replay_logits, replay, info)
       else:
         replayed = when_replaying(info, replay_loss,
-                                  lambda *_: jnp.zeros(()), params, extra,
+                                  lambda *_: jnp.zeros(()), params,
                                   replay, info, branchless=branchless)
       metrics['replay_loss'] = replayed
       loss += replay_weight * replayed
@@ -329,10 +329,9 @@ def make_classifier_step(
 
   def step(state: TrainState, batch: Batch | None,
            replay: replay_lib.ReplayBatch | None, info: TaskInfo,
-           trainable: Mapping[str, jax.Array] | None = None,
-           extra: Mapping[str, Any] | None = None):
+           trainable: Mapping[str, jax.Array] | None = None):
     grads, metrics = jax.grad(loss_fn, has_aux=True)(
-        state.params, extra or {}, batch, replay, info)
+        state.params, batch, replay, info)
     static = classifier_gates(arch, slices if replay is not None else
                               (0,) * len(slices), with_current,
                               inputs == 'images')

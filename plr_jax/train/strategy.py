@@ -17,12 +17,14 @@ SUM_TOLERANCE = 1e-6
 _OTHER_SEPARATORS = re.compile(r'[;:|/\s]')
 
 
-def parse_strategy(text: str, num_levels: int | None = None) -> Strategy:
+def parse_strategy(text: str, num_levels: int | None = None,
+                   arch_name: str = 'the architecture') -> Strategy:
   """Parses `"0.3,0.7"` into `(0.3, 0.7)`; `"ir"` needs `num_levels`.
 
   Args:
     text: comma-separated fractions that sum to 1, or `ir`.
     num_levels: if given, the strategy must have this many entries.
+    arch_name: what error messages call the architecture.
 
   Returns:
     The strategy as a tuple of floats.
@@ -53,7 +55,7 @@ def parse_strategy(text: str, num_levels: int | None = None) -> Strategy:
     entries.append(value)
   strategy = validate_strategy(entries)
   if num_levels is not None:
-    check_levels(strategy, num_levels)
+    check_levels(strategy, num_levels, arch_name)
   return strategy
 
 

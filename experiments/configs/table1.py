@@ -1,0 +1,57 @@
+"""Table 1: split CIFAR-10, 2 tasks, buffer replay of 512 stored samples."""
+
+from experiments.configs import presets
+from plr_jax import config as config_lib
+from plr_jax.train import continual
+from plr_jax.train import strategy as strategy_lib
+
+TITLE = 'Table 1: split CIFAR-10, buffer replay'
+# (arch, strategy): (accuracy, SEM), the paper's Table 1.
+PAPER = {
+    ('arch1', 'ir'): (0.712, 0.007),
+    ('arch1', '0.7,0.3'): (0.711, 0.007),
+    ('arch1', '0.5,0.5'): (0.710, 0.008),
+    ('arch1', '0.3,0.7'): (0.706, 0.010),
+    ('arch2', 'ir'): (0.702, 0.007),
+    ('arch2', '0.5,0.3,0.2'): (0.699, 0.006),
+    ('arch2', '0.34,0.33,0.33'): (0.693, 0.007),
+    ('arch2', '0.2,0.3,0.5'): (0.692, 0.008),
+}
+ARCHS = ('arch1', 'arch2')
+
+
+def config(arch: str = 'arch1', strategy='ir', seeds=(0, 1, 2),
+           preset: str = 'paper', replay_targets: str = 'soft',
+           **continual_options) -> config_lib.RunConfig:
+  """One row: the stored first-task samples' representations at every level
+  are recomputed by the previous classifier and replayed with `strategy`;
+  no generator. A 10-way head (one logit per class of the benchmark)."""
+  if arch not in ARCHS:
+    raise ValueError(f'unknown arch {arch!r}; choose one of '
+                     f'{", ".join(ARCHS)}')
+  run_preset = presets.get_preset(preset)
+  network = presets.sized_arch(arch, run_preset, num_classes=10)
+  if isinstance(strategy, str):
+    strategy = strategy_lib.parse_strategy(strategy, network.num_levels,
+                                           network.name)
+  return config_lib.RunConfig(
+      protocol='split_cifar10',
+      continual=continual.ContinualConfig(
+          arch=network, strategy=tuple(strategy), num_tasks=2,
+          iters_per_task=run_preset.iters_per_task,
+          batch_size=run_preset.batch_size, replay_size=run_preset.replay_size,
+          chunk_size=run_preset.chunk_size, buffer_size=run_preset.buffer_size,
+          replay='buffer', inputs='features',
+          replay_targets=replay_targets, dataset='cifar10',
+          **continual_options),
+      seeds=tuple(seeds), extractor=run_preset.extractor())
+
+
+def rows(preset: str = 'paper', seeds=(0, 1, 2)) -> list[presets.Row]:
+  out = []
+  for (arch, strategy), (accuracy, sem) in PAPER.items():
+    cfg = config(arch, strategy, seeds, preset)
+    out.append(presets.Row(
+        f'table1_{arch}_{presets.strategy_id(cfg.continual.strategy)}', cfg,
+        accuracy, sem, None, 'paper, Table 1'))
+  return out

@@ -1,0 +1,61 @@
+"""Table 2: split CIFAR-100, 10 tasks, generative PLR against IR, with mFID."""
+
+from experiments.configs import presets
+from plr_jax import config as config_lib
+from plr_jax.train import continual
+from plr_jax.train import strategy as strategy_lib
+
+TITLE = 'Table 2: split CIFAR-100, generative replay'
+# (arch, strategy): (accuracy, SEM, mFID), the paper's Table 2.
+PAPER = {
+    ('arch1', 'ir'): (0.159, 0.007, 169),
+    ('arch1', '0.7,0.3'): (0.199, 0.009, 142),
+    ('arch1', '0.5,0.5'): (0.203, 0.009, 144),
+    ('arch1', '0.3,0.7'): (0.201, 0.010, 140),
+    ('arch2', 'ir'): (0.113, 0.008, 514),
+    ('arch2', '0.5,0.3,0.2'): (0.145, 0.009, 869),
+    ('arch2', '0.34,0.33,0.33'): (0.135, 0.007, 318),
+    ('arch2', '0.2,0.3,0.5'): (0.134, 0.005, 329),
+}
+ARCHS = ('arch1', 'arch2')
+
+
+def config(arch: str = 'arch1', strategy='ir', seeds=(0, 1, 2),
+           preset: str = 'paper', mfid: bool = True,
+           recon_levels: str = 'all', replay_targets: str = 'soft',
+           **continual_options) -> config_lib.RunConfig:
+  """One row: `strategy` ("ir", "0.3,0.7" or a tuple) on `arch`.
+
+  The reference's PLR scripts: distillation (`--distill`), every level
+  reconstructed (`--latent`), 10 x 5000 iterations of 256 + 256.
+  """
+  if arch not in ARCHS:
+    raise ValueError(f'unknown arch {arch!r}; choose one of '
+                     f'{", ".join(ARCHS)}')
+  run_preset = presets.get_preset(preset)
+  network = presets.sized_arch(arch, run_preset, num_classes=100)
+  if isinstance(strategy, str):
+    strategy = strategy_lib.parse_strategy(strategy, network.num_levels,
+                                           network.name)
+  return config_lib.RunConfig(
+      protocol='split_cifar100',
+      continual=continual.ContinualConfig(
+          arch=network, strategy=tuple(strategy), num_tasks=10,
+          iters_per_task=run_preset.iters_per_task,
+          batch_size=run_preset.batch_size, replay_size=run_preset.replay_size,
+          chunk_size=run_preset.chunk_size, buffer_size=run_preset.buffer_size,
+          replay='generative', inputs='features', recon_levels=recon_levels,
+          replay_targets=replay_targets, dataset='cifar100',
+          **continual_options),
+      seeds=tuple(seeds), extractor=run_preset.extractor(),
+      mfid=run_preset.mfid if mfid else None)
+
+
+def rows(preset: str = 'paper', seeds=(0, 1, 2)) -> list[presets.Row]:
+  out = []
+  for (arch, strategy), (accuracy, sem, mfid) in PAPER.items():
+    cfg = config(arch, strategy, seeds, preset)
+    out.append(presets.Row(
+        f'table2_{arch}_{presets.strategy_id(cfg.continual.strategy)}', cfg,
+        accuracy, sem, mfid, 'paper, Table 2'))
+  return out

@@ -1,0 +1,80 @@
+r"""One command per table or figure: every row and seed, then `results.md`
+with the paper's numbers beside ours, and the figure.
+
+  python -m experiments.reproduce table1 --workdir=runs/table1 --data_dir=DATA
+  python -m experiments.reproduce table2 --workdir=runs/table2 --data_dir=DATA
+  python -m experiments.reproduce fig4 --workdir=runs/fig4 --data_dir=DATA
+  python -m experiments.reproduce fig5 --workdir=runs/fig5
+
+Each row runs in WORKDIR/<run id>/ and resumes there: rerunning the command
+skips finished rows and continues an interrupted one. Rows of the same
+architecture share one pretrained extractor (WORKDIR/extractor_<id>/).
+WORKDIR/results.md (and results.json) list every row finished so far with
+the paper's number, ours, the difference and the data; WORKDIR/figures/
+holds the plots (`python -m plr_jax.eval.plots`). --rows=ID,... runs only
+those rows.
+"""
+
+import dataclasses
+import os
+
+from absl import flags
+
+from experiments import common
+from experiments.configs import TABLES
+from plr_jax import run
+from plr_jax.eval import plots
+from plr_jax.eval import results as results_lib
+
+common.define_run_flags()
+flags.DEFINE_list('rows', [], 'Run ids of the rows to run (default: all; '
+                  'see --list).')
+flags.DEFINE_bool('list', False, 'Print the rows and their run ids, run '
+                  'nothing.')
+flags.DEFINE_string('format', 'png', 'Figure format: png or pdf.')
+flags.adopt_module_key_flags(common)
+FLAGS = flags.FLAGS
+
+
+def main(table: str):
+  if table not in TABLES:
+    raise common.FlagError(f'unknown table {table!r}; choose one of '
+                           f'{", ".join(TABLES)}')
+  module = TABLES[table]
+  rows = module.rows(FLAGS.preset, common.seeds())
+  ids = [row.run_id for row in rows]
+  unknown = sorted(set(FLAGS.rows) - set(ids))
+  if unknown:
+    raise common.FlagError(f'unknown --rows {",".join(unknown)}; {table} has '
+                           f'{", ".join(ids)}')
+  if FLAGS.list:
+    for row in rows:
+      print(f'{row.run_id}: {row.config.name or ""}')
+    return
+  run_rows(module.TITLE, rows, FLAGS.rows, FLAGS.format)
+
+
+def run_rows(title: str, rows, only=(), fmt: str = 'png') -> None:
+  """Runs `rows` (those in `only`, if given) in WORKDIR/<run id>/, then
+  writes the table and its figures."""
+  rows = [dataclasses.replace(row, config=common.finish(row.config))
+          for row in rows]
+  workdir = common.workdir()
+  run.check_writable(workdir)
+  mesh = common.mesh()
+  for row in rows:
+    if only and row.run_id not in only:
+      continue
+    run.log(f'== {title}: {row.run_id}')
+    extractor_dir = None
+    if row.config.extractor is not None:
+      extractor_dir = os.path.join(
+          workdir, f'extractor_{row.config.extractor_id()}')
+    run.run(row.config, os.path.join(workdir, row.run_id),
+            data_dir=FLAGS.data_dir, extractor_dir=extractor_dir, mesh=mesh)
+  results_lib.write_table(workdir, title, rows)
+  plots.table_figures(workdir, rows, fmt)
+
+
+if __name__ == '__main__':
+  common.run_main(main, positional=['table'])

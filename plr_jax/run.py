@@ -1,0 +1,345 @@
+"""The library's entry point: `run(config, workdir)` runs a whole protocol.
+
+    from plr_jax import config, run
+    record = run.run(my_config, 'runs/a1_03_07', data_dir='DATA')
+
+It validates what it can before writing anything, gets the extractor
+(loads it, or pretrains one into `WORKDIR/extractor`), runs every seed
+(vmapped in one program by default), checkpoints into `WORKDIR/checkpoints`, logs losses and accuracies as they
+happen into `WORKDIR/logs/` (CSV and TensorBoard, `io.logs`) and writes
+`WORKDIR/results.json` and `results.md`. Running it again on the
+same workdir resumes; a workdir holding a run of another configuration is
+refused. Progress lines go to stderr.
+"""
+
+import dataclasses
+import json
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+
+from plr_jax import config as config_lib
+from plr_jax.data import datasets as data_lib
+from plr_jax.data import features as features_lib
+from plr_jax.eval import mfid as mfid_lib
+from plr_jax.eval import results as results_lib
+from plr_jax.io import checkpoint
+from plr_jax.io import logs as logs_lib
+from plr_jax.io import progress as progress_lib
+from plr_jax.models import arch as arch_lib
+from plr_jax.train import continual
+from plr_jax.train import pretrain as pretrain_lib
+from plr_jax.train import sharding
+
+CONFIG_FILE = 'run_config.json'
+
+
+def log(message: str) -> None:
+  print(message, file=sys.stderr, flush=True)
+
+
+def check_writable(directory: str) -> None:
+  """ValueError unless `directory` exists writable, or could be created
+  (its nearest existing ancestor is a writable directory). Creates nothing."""
+  path = os.path.abspath(directory)
+  while not os.path.exists(path):
+    parent = os.path.dirname(path)
+    if parent == path:
+      break
+    path = parent
+  if not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK):
+    raise ValueError(f'workdir {directory} is not writable ({path} is not '
+                     'a writable directory)')
+
+
+def recorded_config(workdir: str) -> dict | None:
+  """The identity of the run recorded in `workdir`, or None."""
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.isfile(path):
+    return None
+  with open(path) as fh:
+    return json.load(fh)
+
+
+def check_workdir_config(workdir: str, config: config_lib.RunConfig) -> None:
+  """ValueError if `workdir` holds a run of another configuration.
+
+  A field that did not exist when the workdir's run was recorded counts as
+  equal when this run has it at its default value."""
+  theirs = recorded_config(workdir)
+  if theirs is None:
+    return
+  ours = config.identity()
+  theirs = config_lib.identity_of(config_lib.fill_defaults(theirs, config))
+  if theirs != ours:
+    differ = _differences(theirs, ours)
+    shown = ', '.join(f'{k}: {a} there, {b} now' for k, a, b in differ[:3])
+    raise ValueError(f'workdir {workdir} holds a run of another '
+                     f'configuration ({shown}); use another workdir or the '
+                     'same configuration')
+
+
+def _differences(a, b, prefix=''):
+  if isinstance(a, dict) and isinstance(b, dict):
+    out = []
+    for k in sorted(set(a) | set(b)):
+      out += _differences(a.get(k), b.get(k), f'{prefix}{k}.')
+    return out
+  if a != b:
+    return [(prefix.rstrip('.'), json.dumps(a), json.dumps(b))]
+  return []
+
+
+def load_datasets(config: config_lib.RunConfig, data_dir: str | None,
+                  extractor_dir: str | None):
+  """The run's dataset, and CIFAR-10 if an extractor must be pretrained.
+
+  Every missing dataset is named in one `DatasetNotFoundError`.
+  """
+  names = [config.dataset]
+  if (config.extractor is not None and config.extractor_classes
+      and not _has_extractor(extractor_dir)
+      and config.dataset != 'cifar10'):
+    names.append('cifar10')
+  found, missing = {}, []
+  for name in names:
+    try:
+      found[name] = data_lib.load(name, data_dir)
+    except data_lib.DatasetNotFoundError as e:
+      missing.append(str(e))
+  if missing:
+    raise data_lib.DatasetNotFoundError('; '.join(missing))
+  return found[config.dataset], found.get('cifar10', found[config.dataset])
+
+
+def _has_extractor(directory: str | None) -> bool:
+  return bool(directory) and os.path.isfile(
+      os.path.join(directory, 'meta.json'))
+
+
+def pretrain_extractor(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
+                       directory: str, pretrain: pretrain_lib.PretrainConfig,
+                       seed: int):
+  """Pretrains on `dataset`, saves the extractor, returns (variables, meta).
+
+  The state is saved after every epoch in `directory/pretrain_state/`; a
+  rerun with the same arguments continues after the last saved epoch (and
+  more epochs extend a finished-but-shorter pretraining kept there)."""
+  start = time.perf_counter()
+  pretrain = dataclasses.replace(
+      pretrain, batch_size=min(pretrain.batch_size, len(dataset.train_labels)))
+  log(f'pretraining the {arch.name} extractor on {dataset.name} '
+      f'({len(np.unique(dataset.train_labels))} classes, {pretrain.epochs} '
+      f'epochs, augment={pretrain.augment})')
+  checkpoints = checkpoint.EpochCheckpointer(
+      os.path.join(directory, 'pretrain_state'))
+  def on_epoch(epoch, loss):
+    log(f'  pretrain epoch {epoch}/{pretrain.epochs} | loss {loss:.4f} | '
+        f'{time.perf_counter() - start:.0f}s')
+  variables, accuracy, wall_time = pretrain_lib.pretrain(
+      arch, dataset, pretrain, seed, on_epoch, checkpoints)
+  meta = {'arch': arch.name, 'dataset': dataset.name, 'data': dataset.label,
+          'classes': np.unique(dataset.train_labels).tolist(),
+          'epochs': pretrain.epochs, 'augment': pretrain.augment,
+          'crop_padding': pretrain.crop_padding, 'seed': seed,
+          'test_accuracy': accuracy, 'wall_time_s': wall_time}
+  fp = checkpoint.save_extractor(directory, arch, variables, meta)
+  log(f'saved extractor {fp} to {directory} (test accuracy '
+      f'{100 * accuracy:.1f}%)')
+  return checkpoint.load_extractor(directory, arch)
+
+
+def class_subset(dataset: data_lib.Dataset, num_classes: int,
+                 seed: int) -> data_lib.Dataset:
+  """The first `num_classes` classes of a seeded permutation (Figure 4)."""
+  total = dataset.num_classes
+  if not 1 <= num_classes <= total:
+    raise ValueError(f'the class count must be in 1..{total} for '
+                     f'{dataset.name}, got {num_classes}')
+  if num_classes == total:
+    return dataset
+  order = continual.class_order(seed, total, 'seeded')
+  return dataset.subset(np.sort(order[:num_classes]))
+
+
+def get_extractor(config: config_lib.RunConfig, directory: str,
+                  cifar10: data_lib.Dataset):
+  """Loads the extractor in `directory`, or makes one there: pretrained on
+  `config.extractor_classes` CIFAR-10 classes, or (0 classes) randomly
+  initialised."""
+  arch = config.arch
+  if _has_extractor(directory):
+    variables, meta = checkpoint.load_extractor(directory, arch)
+    log(f'using extractor {meta["fingerprint"]} from {directory}')
+    return variables, meta
+  if config.extractor_classes == 0:
+    variables = continual.init_classifier(arch, jax.random.key(0))
+    checkpoint.save_extractor(directory, arch, variables,
+                              {'arch': arch.name, 'classes': [],
+                               'pretrained': False})
+    return checkpoint.load_extractor(directory, arch)
+  subset = class_subset(cifar10, config.extractor_classes,
+                        config.extractor_seed)
+  return pretrain_extractor(arch, subset, directory, config.extractor,
+                            config.extractor_seed)
+
+
+def run(config: config_lib.RunConfig, workdir: str, *,
+        data_dir: str | None = None, extractor_dir: str | None = None,
+        mesh: jax.sharding.Mesh | None = None) -> dict:
+  """Runs `config` in `workdir` and returns its `results.json` record.
+
+  Args:
+    config: the run.
+    workdir: checkpoints, feature cache, the extractor if pretrained here,
+      `run_config.json`, `results.json`, `results.md`.
+    data_dir: where the dataset files are (see `data.datasets.load`).
+    extractor_dir: a pretrained extractor (default `WORKDIR/extractor`,
+      pretrained there if absent).
+    mesh: spread every batch over this mesh's devices (`sharding.data_mesh`).
+
+  Raises:
+    ValueError: bad input (a workdir of another run, a missing dataset, an
+      unwritable workdir, batches that do not split over the mesh), each a
+      one-line message, raised before anything is written.
+    continual.NonFiniteLossError: a loss became NaN or infinite.
+  """
+  program_start = time.perf_counter()
+  check_writable(workdir)
+  check_workdir_config(workdir, config)
+  cont = config.continual
+  sharding.check_divisible(mesh, batch_size=cont.batch_size,
+                           replay_size=cont.replay_size)
+  extractor_dir = extractor_dir or os.path.join(workdir, 'extractor')
+  dataset, cifar10 = load_datasets(config, data_dir, extractor_dir)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    checkpoint.write_json_atomic(os.path.join(workdir, CONFIG_FILE),
+                                 config.identity())
+  except OSError as e:
+    raise ValueError(f'workdir {workdir} is not writable ({e.strerror})'
+                     ) from None
+  with jax.default_matmul_precision(config.precision):
+    return _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
+                program_start)
+
+
+def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
+         program_start):
+  cont = config.continual
+  extractor = extractor_meta = None
+  pretrain_s = 0.0
+  if cont.inputs == 'images':
+    mean, std = dataset.channel_stats()
+    if not cont.standardise_images:
+      mean, std = np.zeros_like(mean), np.ones_like(std)
+    train = data_lib.normalise(dataset.train_images, mean, std)
+    test = data_lib.normalise(dataset.test_images, mean, std)
+  else:
+    start = time.perf_counter()
+    extractor, extractor_meta = get_extractor(config, extractor_dir, cifar10)
+    pretrain_s = time.perf_counter() - start
+    train, test = features_lib.cached_features(
+        config.arch, extractor, extractor_meta['fingerprint'], dataset,
+        workdir)
+  train = (train, dataset.train_labels)
+  test = (test, dataset.test_labels)
+  seeds = list(config.seeds)
+  batched = config.loop.vmap_seeds and len(seeds) > 1
+  groups = [seeds] if batched else [[s] for s in seeds]
+  progress = progress_lib.Progress(cont.num_tasks, cont.iters_per_task,
+                                   len(groups))
+  reference = None
+  per_seed = []
+  for group in groups:
+    names = ','.join(str(s) for s in group)
+    label = f'[seed{"s" if len(group) > 1 else ""} {names}]'
+    group_dir = os.path.join(workdir, 'checkpoints',
+                             'seeds_' + names.replace(',', '_'))
+    done_path = os.path.join(group_dir, 'records.json')
+    if os.path.isfile(done_path):
+      with open(done_path) as fh:
+        per_seed.extend(json.load(fh))
+      log(f'{label} finished in an earlier run: using {done_path}')
+      progress.skip(cont.num_tasks * cont.iters_per_task)
+      continue
+    if config.mfid and reference is None:
+      log(f'training the mFID reference classifier '
+          f'({config.mfid.reference_epochs} epochs, all classes)')
+      reference = mfid_lib.train_reference(
+          config.arch, *train, seed=0, epochs=config.mfid.reference_epochs,
+          batch_size=cont.batch_size)
+    progress.start_run(label)
+    checkpoints = checkpoint.RunCheckpointer(
+        group_dir, config.loop.checkpoint_every,
+        config.loop.checkpoint_min_secs)
+    metrics_log = logs_lib.MetricsLog(os.path.join(workdir, 'logs'), group,
+                                      cont.iters_per_task,
+                                      config.loop.log_every)
+
+    def on_resume(task, done, label=label, group_dir=group_dir,
+                  metrics_log=metrics_log):
+      log(f'{label} resuming from task {task}, iteration {done} '
+          f'(checkpoint in {group_dir})')
+      progress.skip((task - 1) * cont.iters_per_task + done,
+                    whole_run=False)
+      metrics_log.resume(task, done)
+
+    def on_evaluated(task, rows, group=group, metrics_log=metrics_log):
+      progress.evaluated(task, rows, group)
+      metrics_log.accuracy(task, rows)
+
+    def on_metrics(task, done, metrics, group=group, metrics_log=metrics_log):
+      metrics_log.chunk(task, done, metrics, batched=len(group) > 1)
+    start = time.perf_counter()
+    try:
+      results = continual.run_seeds(cont, train, test, group,
+                                    batched=len(group) > 1, on_chunk=progress,
+                                    mesh=mesh, checkpoints=checkpoints,
+                                    on_resume=on_resume,
+                                    on_evaluated=on_evaluated,
+                                    on_metrics=on_metrics)
+    finally:
+      metrics_log.close()
+    # Seeds of a vmapped group share its wall time: each gets an equal part.
+    elapsed = (time.perf_counter() - start) / len(group)
+    records = []
+    for seed, result in zip(group, results):
+      record = {'seed': seed, 'class_order': result.class_order.tolist(),
+                'accuracy_matrix': result.accuracy.tolist(),
+                'average_accuracy': result.average_accuracy,
+                'final_losses': {k: float(v[-1])
+                                 for k, v in result.losses[-1].items()}}
+      if reference is not None:
+        record['mfid'] = mfid_lib.mfid(
+            config.arch, reference, result.state.generator.params, test[0],
+            jax.random.fold_in(jax.random.key(seed), 0xF1D),
+            config.mfid.samples)
+      record['wall_time_s'] = elapsed
+      log(f'[seed {seed}] average accuracy '
+          f'{100 * result.average_accuracy:.2f}%'
+          + (f', mFID {record["mfid"]:.1f}' if 'mfid' in record else ''))
+      records.append(record)
+    checkpoint.write_json_atomic(done_path, records)
+    per_seed.extend(records)
+  record = results_lib.summarise(
+      config.protocol, config_lib.to_json(config), config.arch,
+      cont.strategy, seeds, per_seed, config.data_label or dataset.label,
+      extra={'extractor': {k: v for k, v in (extractor_meta or {}).items()
+                           if k != 'wall_time_s'} or extractor_meta,
+             'dataset': dataset.name,
+             'devices': 1 if mesh is None else int(mesh.devices.size)},
+      name=config.name)
+  timing = record['timing']
+  if extractor_meta and 'wall_time_s' in extractor_meta:
+    timing['extractor_wall_time_s'] = extractor_meta['wall_time_s']
+  timing['extractor_this_program_s'] = pretrain_s
+  timing['program_s'] = time.perf_counter() - program_start
+  results_lib.write(workdir, record)
+  log(f'{record["strategy_name"]}: {100 * record["average_accuracy_mean"]:.2f}'
+      f'% +- {100 * record["average_accuracy_sem"]:.2f}% over '
+      f'{len(seeds)} seed(s); wrote {os.path.join(workdir, "results.json")}')
+  return record
