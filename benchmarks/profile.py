@@ -57,8 +57,6 @@ def define_flags():
   flags.DEFINE_integer('rows', 10000, 'Rows of random training features.')
   flags.DEFINE_string('precision', 'float32', 'Matmul precision (as for the '
                       'binaries).')
-  flags.DEFINE_enum('task_phases', 'auto', list(continual.TASK_PHASE_MODES),
-                    'As for benchmarks.run.')
   flags.DEFINE_integer('scan_unroll', 1, 'Scan unroll factor.')
   flags.DEFINE_integer('top', 12, 'Events and kinds listed per line.')
   flags.DEFINE_string('out', None, 'Also write the summary here as JSON.')
@@ -134,12 +132,12 @@ def summarise(trace_dir: str, iters: int, top: int = 12) -> list[dict]:
 
 def profile(arch: arch_lib.ArchConfig, strategy_text: str, num_seeds: int,
             iters: int, rows: int, trace_dir: str, top: int = 12,
-            task_phases: bool | None = None, scan_unroll: int = 1,
+            scan_unroll: int = 1,
             part: str = 'iteration') -> dict:
   """Traces one steady task-2 chunk of `part` (one of `PARTS`); the summary
   with its wall time."""
   setup = bench.task2_chunk(arch, strategy_text, num_seeds, iters, rows,
-                            task_phases, scan_unroll)
+                            scan_unroll)
   if part == 'iteration':
     chunk, state = setup.chunk, setup.state
   elif part == 'replay_update':
@@ -160,7 +158,6 @@ def profile(arch: arch_lib.ArchConfig, strategy_text: str, num_seeds: int,
       'part': part, 'iters': iters, 'backend': jax.default_backend(),
       'device': getattr(device, 'device_kind', str(device)),
       'precision': str(jax.config.jax_default_matmul_precision),
-      'task_phases': setup.info.phase is not None,
       'scan_unroll': scan_unroll, 'jax': jax.__version__,
       'wall_ms_per_iter': 1000 * wall / iters,
       'lines': summarise(trace_dir, iters, top),
@@ -171,7 +168,7 @@ def report(result: dict) -> str:
   out = [f'{result["arch"]} {result["strategy"]} seeds={result["seeds"]} '
          f'{result["part"]} '
          f'{result["device"]} {result["precision"]} '
-         f'phases={result["task_phases"]} unroll={result["scan_unroll"]}: '
+         f'unroll={result["scan_unroll"]}: '
          f'{result["wall_ms_per_iter"]:.3f} ms per iteration (traced)']
   for line in result['lines']:
     out.append(f'\n{line["plane"]} / {line["line"]}: '
@@ -202,7 +199,6 @@ def main(argv):
   with tempfile.TemporaryDirectory() as scratch:
     result = profile(arch, FLAGS.strategy, FLAGS.seeds, FLAGS.iters,
                      FLAGS.rows, FLAGS.trace_dir or scratch, FLAGS.top,
-                     continual.parse_task_phases(FLAGS.task_phases),
                      FLAGS.scan_unroll, FLAGS.part)
   if FLAGS.out:
     checkpoint.write_json_atomic(FLAGS.out, result)

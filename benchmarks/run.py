@@ -78,10 +78,6 @@ def define_flags():
   flags.DEFINE_bool('json', False, 'Print a JSON list of records instead of '
                     'a table.')
   flags.DEFINE_string('out', None, 'Also write the JSON records here.')
-  flags.DEFINE_list('task_phases', ['auto'], 'Each of auto, true, false: '
-                    'whether the task-2 program is specialised to its phase '
-                    '(true) or branches on the task at run time (false); '
-                    'auto: the library default (true on CPU and GPU).')
   flags.DEFINE_list('scan_unroll', ['1'], 'Scan unroll factors to measure.')
 
 
@@ -157,15 +153,14 @@ class Task2Chunk:
 
 def task2_chunk(arch: arch_lib.ArchConfig, strategy_text: str,
                 num_seeds: int, iters: int, rows: int,
-                task_phases: bool | None = None,
                 scan_unroll: int = 1) -> Task2Chunk:
   """Builds the chunk `measure` times (and `benchmarks.profile` traces);
-  `task_phases` and `scan_unroll` as in `continual.ContinualConfig`."""
+  `scan_unroll` as in `continual.ContinualConfig`."""
   strategy = strategy_lib.parse_strategy(strategy_text, arch.num_levels)
   num_tasks = 10 if arch.num_classes % 10 == 0 else 3
   config = continual.ContinualConfig(
       arch=arch, strategy=strategy, num_tasks=num_tasks, iters_per_task=iters,
-      chunk_size=iters, task_phases=task_phases, scan_unroll=scan_unroll)
+      chunk_size=iters, scan_unroll=scan_unroll)
   batched = num_seeds > 1
   rng = np.random.default_rng(0)
   features = jnp.asarray(rng.normal(size=(rows, arch.feature_dim)),
@@ -175,9 +170,7 @@ def task2_chunk(arch: arch_lib.ArchConfig, strategy_text: str,
   orders = [continual.class_order(s, arch.num_classes) for s in seeds]
   stack = functools.partial(continual.stack_seeds, batched=batched)
   # Task 2: replay is on.
-  info = stack([steps.task_info(2, o, num_tasks,
-                                phase=continual.task_phase(config, 2))
-                for o in orders])
+  info = stack([steps.task_info(2, o, num_tasks) for o in orders])
   task_rows = []
   for order in orders:
     tasks = continual.task_of_class(order, num_tasks)[np.asarray(labels)]
@@ -240,10 +233,10 @@ def replay_update(setup: Task2Chunk) -> ReplayUpdate:
 
 def measure(arch: arch_lib.ArchConfig, strategy_text: str, num_seeds: int,
             iters: int, repeats: int, rows: int, flops: bool = True,
-            task_phases: bool | None = None, scan_unroll: int = 1) -> dict:
+            scan_unroll: int = 1) -> dict:
   """One benchmark record (see the module docstring)."""
   setup = task2_chunk(arch, strategy_text, num_seeds, iters, rows,
-                      task_phases, scan_unroll)
+                      scan_unroll)
   config, strategy = setup.config, setup.strategy
   features, labels, info = setup.features, setup.labels, setup.info
   run_chunk = setup.run_chunk
@@ -269,7 +262,6 @@ def measure(arch: arch_lib.ArchConfig, strategy_text: str, num_seeds: int,
       'backend': jax.default_backend(),
       'device': getattr(device, 'device_kind', str(device)),
       'precision': str(jax.config.jax_default_matmul_precision),
-      'task_phases': continual.task_phase(config, 2) is not None,
       'scan_unroll': scan_unroll,
       'ms_per_iter': 1000 * steady / iters,
       'compile_s': max(first - steady, 0.0),
@@ -288,7 +280,7 @@ def measure(arch: arch_lib.ArchConfig, strategy_text: str, num_seeds: int,
 def add_ratios(records: list[dict]) -> None:
   """FLOPs and times relative to IR of the same arch, seeds and precision."""
   group = lambda r: (r['arch'], r['seeds'], r['precision'],
-                     r.get('task_phases'), r.get('scan_unroll'))
+                     r.get('scan_unroll'))
   ir = {group(r): r for r in records if r['strategy'] == 'ir'}
   for r in records:
     base = ir.get(group(r))
@@ -299,16 +291,15 @@ def add_ratios(records: list[dict]) -> None:
 
 
 def table(records: list[dict]) -> str:
-  head = ('| arch | strategy | seeds | precision | phases | unroll '
+  head = ('| arch | strategy | seeds | precision | unroll '
           '| ms/iter | compile s | GFLOP/iter '
           '| replay GFLOP (vs IR) | replay ms (vs IR) | iter GFLOP vs IR '
           '| R paper | R exact |')
-  lines = [head, '|' + '---|' * 14]
+  lines = [head, '|' + '---|' * 13]
   for r in records:
     lines.append(
         f'| {r["arch"]} | {r["strategy"]} | {r["seeds"]} | '
-        f'{r["precision"]} | {r.get("task_phases", "")} | '
-        f'{r.get("scan_unroll", 1)} | '
+        f'{r["precision"]} | {r.get("scan_unroll", 1)} | '
         f'{r["ms_per_iter"]:.2f} | {r["compile_s"]:.1f} | '
         f'{r["iteration_flops"] / 1e9:.2f} | '
         f'{r["replay_update_flops"] / 1e9:.2f} '
@@ -340,7 +331,6 @@ def main(argv):
         strategy_lib.parse_strategy(text, arch.num_levels)
     for name in FLAGS.precision:
       config_lib.check_precision(name)
-    phase_modes = [continual.parse_task_phases(m) for m in FLAGS.task_phases]
     unrolls = [int(u) for u in FLAGS.scan_unroll]
     if min(unrolls) < 1:
       raise ValueError('--scan_unroll values must be positive')
@@ -353,19 +343,17 @@ def main(argv):
     for arch in archs:
       for num_seeds in seed_counts:
         for text in strategies[arch.name]:
-          for phases in phase_modes:
-            for unroll in unrolls:
-              records.append(measure(arch, text, num_seeds, FLAGS.iters,
-                                     FLAGS.repeats, FLAGS.rows, FLAGS.flops,
-                                     phases, unroll))
-              r = records[-1]
-              print(f'{arch.name} {text} seeds={num_seeds} {precision} '
-                    f'phases={r["task_phases"]} unroll={unroll}: '
-                    f'{r["ms_per_iter"]:.2f} ms/iter', file=sys.stderr,
-                    flush=True)
-              add_ratios(records)
-              if FLAGS.out:  # after each record: a run cut short keeps them
-                checkpoint.write_json_atomic(FLAGS.out, records)
+          for unroll in unrolls:
+            records.append(measure(arch, text, num_seeds, FLAGS.iters,
+                                   FLAGS.repeats, FLAGS.rows, FLAGS.flops,
+                                   unroll))
+            r = records[-1]
+            print(f'{arch.name} {text} seeds={num_seeds} {precision} '
+                  f'unroll={unroll}: {r["ms_per_iter"]:.2f} ms/iter',
+                  file=sys.stderr, flush=True)
+            add_ratios(records)
+            if FLAGS.out:  # after each record: a run cut short keeps them
+              checkpoint.write_json_atomic(FLAGS.out, records)
   print(json.dumps(records, indent=1) if FLAGS.json else table(records))
 
 

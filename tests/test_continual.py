@@ -77,10 +77,9 @@ def test_run_produces_finite_losses_and_an_accuracy_matrix():
   assert result.accuracy[1, 0] > 0.3
   assert 0 <= result.average_accuracy <= 1
   assert int(result.state.step) == 3 * CONFIG.iters_per_task
-  # One compilation per phase (where the loop specialises to phases, task 1
-  # and tasks 2-3; elsewhere one for all tasks), none per task or chunk.
+  # One compilation per phase (task 1; tasks 2-3), none per task or chunk.
   phases = {continual.task_phase(CONFIG, t) for t in (1, 2, 3)}
-  assert len(phases) == (2 if loops.phases_are_faster() else 1)
+  assert len(phases) == 2
   assert continual.make_chunk_runner(CONFIG).loop._cache_size() == len(phases)
 
 
@@ -333,21 +332,14 @@ def test_accuracy_after_a_task_predicts_among_seen_classes_only():
       [0.0, 1.0])
 
 
-@pytest.mark.parametrize('options', [dict(task_phases=True),
-                                     dict(task_phases=False),
-                                     dict(scan_unroll=4)])
-def test_how_the_loop_compiles_does_not_change_the_run(options):
-  """One program per task phase or one branching on the task, and any scan
-  unroll: the same run to float tolerance, with one compilation per phase
-  (or one in all)."""
+def test_an_unrolled_scan_does_not_change_the_run():
+  """Any scan unroll: the same run to float tolerance, with one compilation
+  per phase."""
   params, train, test = _data()
-  config = dataclasses.replace(CONFIG, **options)
+  config = dataclasses.replace(CONFIG, scan_unroll=4)
   result = continual.run(config, train, test, 0, classifier_params=params)
   assert_results_close(result, _run(0)[0])
-  phases = {continual.task_phase(config, t) for t in (1, 2, 3)}
-  if 'task_phases' in options:
-    assert len(phases) == (2 if options['task_phases'] else 1)
-  assert continual.make_chunk_runner(config).loop._cache_size() == len(phases)
+  assert continual.make_chunk_runner(config).loop._cache_size() == 2
 
 
 def test_progress_reports_each_seeds_accuracy_after_a_task():

@@ -167,7 +167,7 @@ def test_pretrain_and_ablation(data_dir, tmp_path):
     (['--data_dir=/nonexistent'], 'cifar100 not found'),
     (['--precision=fp8'], "got 'fp8'"),
     (['--set=continual.scan_unroll=0'], 'scan_unroll must be positive'),
-    (['--set=continual.task_phases=maybe'], 'task_phases'),
+    (['--set=loop.vmap_seeds=maybe'], "'loop.vmap_seeds' takes true or false"),
     (['--set=bogus=1'], "unknown config field 'bogus'"),
     (['--seeds=0,0'], '--seeds must be distinct; repeated: 0'),
     (['--bogus_flag=1'], 'bogus_flag'),

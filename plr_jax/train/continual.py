@@ -52,10 +52,8 @@ class ContinualConfig:
   standardise_images: bool = False
   # GR: the classifier trains on the image VAE's reconstructions.
   classifier_on_reconstructions: bool = True
-  # How the task loop compiles (results agree to float tolerance):
-  # one program per task phase (None: where measured faster, CPU and GPU;
-  # see `task_phase`), and iterations unrolled per step of the scan.
-  task_phases: bool | None = None
+  # Iterations unrolled per step of the task loop's scan (how it compiles,
+  # not what it computes).
   scan_unroll: int = 1
   # Which class permutation defines the tasks (see `class_order`); the
   # dataset's name matters to the authors' rule.
@@ -63,7 +61,7 @@ class ContinualConfig:
   dataset: str | None = None
 
   # Fields that change how the loop executes, not what it computes.
-  LOOP_FIELDS = ('chunk_size', 'task_phases', 'scan_unroll')
+  LOOP_FIELDS = ('chunk_size', 'scan_unroll')
 
   def __post_init__(self):
     strategy_lib.check_strategy(self.strategy, self.arch)
@@ -83,9 +81,6 @@ class ContinualConfig:
     if self.arch.num_classes % self.num_tasks:
       raise ValueError(f'{self.arch.num_classes} classes do not split into '
                        f'{self.num_tasks} equal tasks')
-    if self.task_phases not in (None, True, False):
-      raise ValueError(f'task_phases must be true, false or null (where '
-                       f'measured faster), got {self.task_phases!r}')
     for name in ('num_tasks', 'iters_per_task', 'batch_size', 'replay_size',
                  'chunk_size', 'buffer_size', 'scan_unroll'):
       if getattr(self, name) < 1:
@@ -305,33 +300,18 @@ def _chunk_runner(config, batched, mesh):
   return run_chunk
 
 
-TASK_PHASE_MODES = {'auto': None, 'true': True, 'false': False}
+def task_phase(config: ContinualConfig, task: int) -> steps.Phase:
+  """The phase task `task`'s program is specialised to.
 
-
-def parse_task_phases(text: str) -> bool | None:
-  """`ContinualConfig.task_phases` from "auto", "true" or "false"."""
-  if text not in TASK_PHASE_MODES:
-    raise ValueError(f'task phases must be auto, true or false, got '
-                     f'{text!r}')
-  return TASK_PHASE_MODES[text]
-
-
-def task_phase(config: ContinualConfig, task: int) -> steps.Phase | None:
-  """The phase the task loop specialises task `task`'s program to, or None.
-
-  With `config.task_phases` (default: where that was measured faster,
-  `loops.phases_are_faster`: CPU and GPU), each phase of a run (task 1 without
-  replay; replaying with the extractor trained; replaying after it froze)
-  gets a program of its own, compiled once and reused by every chunk and
-  task of that phase: task 1 does no replay work and frozen layers get no
-  gradients. Otherwise one program serves all tasks and branches on the task
-  at run time.
+  Each phase of a run (task 1 without replay; replaying with the extractor
+  trained; replaying after it froze) gets a program of its own, compiled
+  once and reused by every chunk and task of that phase: task 1 does no
+  replay work and frozen layers get no gradients. One program that branched
+  on the task with `lax.cond` instead was measured slower on both backends
+  it ran on (ARCH1 IR: 1.27 against 1.02 ms per iteration on an H100 with
+  TF32, 343 against 314 ms on a 2-core CPU; benchmarks/RESULTS.md), so it
+  was removed.
   """
-  specialise = config.task_phases
-  if specialise is None:
-    specialise = loops.phases_are_faster()
-  if not specialise:
-    return None
   return steps.Phase.of(task, config.extractor_trainable_until)
 
 
@@ -449,8 +429,8 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
         on_resume(first_task, first_done)
   every = checkpoints.every if checkpoints is not None else 0
   for t in range(first_task, config.num_tasks + 1):
-    phase = task_phase(config, t)
-    info = stack([steps.task_info(t, o, config.num_tasks, phase=phase)
+    info = stack([steps.task_info(
+        t, o, config.num_tasks, frozen_after=config.extractor_trainable_until)
                   for o in orders])
     rows, num_rows = [], []
     for tasks in tasks_train:

@@ -19,32 +19,6 @@ def scan_is_slow(has_convolutions: bool) -> bool:
   return has_convolutions and jax.default_backend() == 'cpu'
 
 
-def branches_are_slow() -> bool:
-  """Whether to keep task-dependent branches out of compiled steps.
-
-  XLA:CPU runs the ops inside a conditional's branches slower than the same
-  ops at the top level: measured on 2 cores, a Fashion-MNIST GR iteration
-  (convolutions in the replay branches) took 9.5-10 s with `lax.cond` and
-  2.4 s without, and an ARCH1 IR iteration (dense layers only) 563-572 ms
-  against 447-498 ms. There the task loop compiles one program per task
-  phase (`continual.task_phase`), and a step given no phase computes both
-  sides and selects (`steps.when_replaying`).
-  """
-  return jax.default_backend() == 'cpu'
-
-
-def phases_are_faster() -> bool:
-  """Whether the task loop compiles one program per task phase by default.
-
-  Measured faster than one program that branches on the task with
-  `lax.cond` on both backends we have: XLA:CPU (see `branches_are_slow`;
-  ARCH1 IR 314 against 343 ms per iteration on 2 cores) and an H100 (ARCH1
-  IR at TF32, 1.02 against 1.27 ms; benchmarks/RESULTS.md). Each phase costs
-  a compilation of its own. Elsewhere (TPUs: not measured) one program.
-  """
-  return jax.default_backend() in ('cpu', 'gpu')
-
-
 def seeds_in_sequence(has_convolutions: bool) -> bool:
   """Whether a program over several seeds runs them one after another
   (`map_unrolled`) rather than vmapped.

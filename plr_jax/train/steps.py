@@ -2,15 +2,16 @@
 
 Each factory closes over what fixes the shapes (architecture, strategy, batch
 sizes) and returns `step(state, ...) -> (state, metrics)`. The task number and
-the class masks are array arguments (`TaskInfo`), so one compilation serves
-every task, and a step can run inside `lax.scan` over iterations and under
-`vmap` over seeds. A `TaskInfo` may also carry its task's `Phase`, known on
-the host; a step then specialises to it (one compilation per phase) instead
-of branching on the task at run time.
+the class masks are array arguments (`TaskInfo`); the task's `Phase` (task 1
+without replay; replaying; replaying with frozen layers) is static, so a step
+compiles once per phase and computes only what its phase needs: task 1 traces
+no replay, frozen layers get no gradient. A step runs inside `lax.scan` over
+iterations and under `vmap` over seeds.
 
-A replay slice at level n is fed to `classify_from(level=n)`: it never runs
-fc_1 .. fc_n, and `stop_gradient` keeps gradients out of the generator. Layer
-gates (`optim.gated_update`) make sure a layer that received no data in a step
+A replay slice at level n enters the classifier after fc_n
+(`Classifier.classify_injected`): it never runs fc_1 .. fc_n, and
+`stop_gradient` keeps gradients out of the generator. Layer gates
+(`optim.gated_update`) make sure a layer that received no data in a step
 keeps its parameters and Adam moments.
 """
 
@@ -26,7 +27,6 @@ from plr_jax.models import classifier as classifier_lib
 from plr_jax.models import arch as arch_lib
 from plr_jax.models import generator as generator_lib
 from plr_jax.models import image_generator
-from plr_jax.train import loops
 from plr_jax.train import losses
 from plr_jax.train import optim
 from plr_jax.train import replay as replay_lib
@@ -77,14 +77,13 @@ class TaskInfo:
     active: bool [C], the classes seen so far (current task included).
     replayed: bool [C], the classes of earlier tasks.
     phase: the task's `Phase`, static (part of the tree's structure, so jit
-      compiles once per phase): a step given it computes only what the phase
-      needs, with no conditional on `task`. None: the step branches on
-      `task` at run time and one compilation serves all tasks.
+      compiles once per phase): a step computes only what the phase needs,
+      with no conditional on `task`.
   """
   task: jax.Array
   active: jax.Array
   replayed: jax.Array
-  phase: Phase | None = flax.struct.field(pytree_node=False, default=None)
+  phase: Phase = flax.struct.field(pytree_node=False)
 
 
 @flax.struct.dataclass
@@ -116,7 +115,7 @@ class PLRState:
 
 
 def task_info(task: int, class_order: np.ndarray, num_tasks: int, *,
-              phase: Phase | None = None) -> TaskInfo:
+              frozen_after: int | None = None) -> TaskInfo:
   """`TaskInfo` for task `task` (1-based) of a class-incremental split.
 
   Args:
@@ -124,8 +123,9 @@ def task_info(task: int, class_order: np.ndarray, num_tasks: int, *,
     class_order: permutation of all classes; task t gets the t-th equal
       consecutive group.
     num_tasks: number of tasks the classes are split into.
-    phase: the task's `Phase` (e.g. `Phase.of(task, frozen_after)`), to
-      specialise the steps to it; None leaves it to run time.
+    frozen_after: the task after which the steps' freezing layers freeze
+      (their `extractor_trainable_until` or `frozen_after`; None: nothing
+      freezes), for the task's `Phase`.
   """
   class_order = np.asarray(class_order)
   per_task = len(class_order) // num_tasks
@@ -135,47 +135,28 @@ def task_info(task: int, class_order: np.ndarray, num_tasks: int, *,
   replayed[class_order[:(task - 1) * per_task]] = True
   return TaskInfo(task=jnp.asarray(task, jnp.int32),
                   active=jnp.asarray(active), replayed=jnp.asarray(replayed),
-                  phase=phase)
+                  phase=Phase.of(task, frozen_after))
 
 
 def when_replaying(info: TaskInfo, replay_fn: Callable[..., Any],
-                   otherwise: Callable[..., Any], *operands,
-                   branchless: bool | None = None):
-  """`replay_fn(*operands)` from task 2 on, `otherwise(*operands)` in task 1.
-
-  With `info.phase` known, only the side it picks is traced. Otherwise a
-  `lax.cond`, so task 1 skips the replay work, unless `branchless`: then
-  both are computed and one is selected. None (every step factory's
-  default) picks branchless where conditionals run slowly
-  (`loops.branches_are_slow`: XLA:CPU).
-  """
-  if info.phase is not None:
-    return (replay_fn if info.phase.replaying else otherwise)(*operands)
-  if branchless is None:
-    branchless = loops.branches_are_slow()
-  if not branchless:
-    return jax.lax.cond(info.task > 1, replay_fn, otherwise, *operands)
-  return jax.tree.map(lambda a, b: jnp.where(info.task > 1, a, b),
-                      replay_fn(*operands), otherwise(*operands))
+                   otherwise: Callable[..., Any], *operands):
+  """`replay_fn(*operands)` from task 2 on, `otherwise(*operands)` in task 1;
+  only the side the task's phase picks is traced."""
+  return (replay_fn if info.phase.replaying else otherwise)(*operands)
 
 
 def replays_in_one_pass(info: TaskInfo, replay) -> bool:
   """Whether a step runs its current and replayed rows through a network in
-  one pass: the phase is known to replay (so no branch on the task hides
-  the replay) and there is a replay batch."""
-  return (replay is not None and info.phase is not None
-          and info.phase.replaying)
+  one pass: the phase replays and there is a replay batch."""
+  return replay is not None and info.phase.replaying
 
 
-def trains_until(info: TaskInfo, last_task: int) -> Any:
-  """Whether layers trained up to `last_task` (inclusive) still train.
-
-  A Python bool when `info.phase` is known (the frozen layers' gradients are
-  then never computed), else a bool array.
-  """
-  if info.phase is not None:
-    return not info.phase.frozen
-  return info.task <= last_task
+def trains_until(info: TaskInfo, last_task: int) -> bool:
+  """Whether layers trained up to `last_task` (inclusive) still train: a
+  Python bool from the phase (made with `frozen_after=last_task`), so the
+  frozen layers' gradients are never computed."""
+  del last_task  # part of the phase
+  return not info.phase.frozen
 
 
 def classifier_gates(arch: arch_lib.ArchConfig, slices: tuple[int, ...],
@@ -211,8 +192,7 @@ def make_classifier_step(
     arch: arch_lib.ArchConfig, tx: optax.GradientTransformation,
     strategy: strategy_lib.Strategy, replay_size: int, *,
     inputs: str = 'features', with_current: bool = True,
-    replay_images: bool = False, replay_targets: str = 'soft',
-    branchless: bool | None = None, jit: bool = True,
+    replay_images: bool = False, replay_targets: str = 'soft', jit: bool = True,
 ) -> Callable[..., tuple[TrainState, Metrics]]:
   """Builds `step(state, batch, replay, info, trainable=None)`.
 
@@ -232,8 +212,6 @@ def make_classifier_step(
       classifier's softened logits (the reference's `--distill`, its PLR
       runs); `"hard"`: cross-entropy towards their argmax among the earlier
       classes (the reference's default, its Fashion-MNIST GR command).
-    branchless: compute the replay loss in task 1 too and select it away
-      (see `when_replaying`; None: on XLA:CPU only).
     jit: return the step jit-compiled, state donated.
 
   Returns:
@@ -299,9 +277,9 @@ def make_classifier_step(
     if replay is not None and replay.logits.shape[0] != replay_size:
       raise ValueError(f'replay batch has {replay.logits.shape[0]} rows, '
                        f'the step was built for {replay_size}')
-    # With the phase known to replay, current rows and replay slices share
-    # one pass through the stack (each layer one matmul over every row that
-    # reaches it); otherwise the replay pass sits behind `when_replaying`.
+    # When the phase replays, current rows and replay slices share one pass
+    # through the stack (each layer one matmul over every row that reaches
+    # it).
     one_pass = replays_in_one_pass(info, replay)
     if with_current:
       current_rows = current_inputs(params, batch)
@@ -321,7 +299,7 @@ def make_classifier_step(
       else:
         replayed = when_replaying(info, replay_loss,
                                   lambda *_: jnp.zeros(()), params,
-                                  replay, info, branchless=branchless)
+                                  replay, info)
       metrics['replay_loss'] = replayed
       loss += replay_weight * replayed
     metrics['loss'] = loss
@@ -350,7 +328,6 @@ def make_generator_step(
     replay_levels: tuple[int, ...] | None = None,
     recon_loss: Callable[..., jax.Array] = losses.reconstruction,
     replay_targets: str = 'soft',
-    branchless: bool | None = None,
     jit: bool = True,
 ) -> Callable[..., tuple[TrainState, Metrics]]:
   """Builds `step(state, levels, labels, replay, info, key, trainable=None)`.
@@ -367,7 +344,7 @@ def make_generator_step(
   levels whose reconstruction enters the loss for current and replayed data
   (None: all, paper eq. 2; see `generator_recon_levels`). The latent term is
   divided by the input images' C*H*W (`ArchConfig.input_size`), as the
-  reference's. `branchless`: see `when_replaying`.
+  reference's.
   """
   model = model or Generator(arch)
   check_replay_targets(replay_targets)
@@ -422,7 +399,7 @@ def make_generator_step(
     current_weight, replay_weight = losses.task_weights(info.task)
     metrics = {}
     loss = 0.0
-    # With the phase known to replay, current and replayed rows share one
+    # When the phase replays, current and replayed rows share one
     # pass through the VAE (each with the noise it would get alone).
     one_pass = with_current and replays_in_one_pass(info, replay)
     if one_pass:
@@ -447,8 +424,7 @@ def make_generator_step(
         terms = when_replaying(
             info, lambda p, r, i, k: replay_terms(p, vae(p, r.levels[0], k),
                                                   r, i),
-            lambda *_: zeros, params, replay, info, replay_key,
-            branchless=branchless)
+            lambda *_: zeros, params, replay, info, replay_key)
       metrics.update(terms)
       loss += replay_weight * (terms['replay_recon'] + terms['replay_latent'])
     metrics['loss'] = loss
@@ -511,7 +487,7 @@ def make_plr_step(
     generator_tx: optax.GradientTransformation, *, inputs: str = 'features',
     extractor_trainable_until: int | None = None,
     recon_levels: str = 'all', replay_targets: str = 'soft',
-    targets_after_update: bool = True, branchless: bool | None = None,
+    targets_after_update: bool = True,
     shard: Callable[[Any], Any] | None = None, jit: bool = True,
 ) -> Callable[[PLRState, Batch, TaskInfo], tuple[PLRState, Metrics]]:
   """One generative PLR iteration: sample replay, update both networks.
@@ -539,7 +515,6 @@ def make_plr_step(
     targets_after_update: False takes the generator's targets from the
       classifier before this iteration's update (one pass fewer to wait for;
       not the reference's order).
-    branchless: no `lax.cond` around the replay (see `when_replaying`).
     shard: applied to the replay batch (e.g. `sharding.constrain_batch`, to
       split it over devices); None leaves placement to XLA.
     jit: return the step jit-compiled, state donated.
@@ -550,14 +525,12 @@ def make_plr_step(
                      'extractors without batch norm only')
   classifier_step = make_classifier_step(arch, classifier_tx, strategy,
                                          replay_size, inputs=inputs,
-                                         replay_targets=replay_targets,
-                                         branchless=branchless, jit=False)
+                                         replay_targets=replay_targets, jit=False)
   current_levels, replay_levels = generator_recon_levels(strategy,
                                                          recon_levels)
   generator_step = make_generator_step(
       arch, generator_tx, current_levels=current_levels,
-      replay_levels=replay_levels, replay_targets=replay_targets,
-      branchless=branchless, jit=False)
+      replay_levels=replay_levels, replay_targets=replay_targets, jit=False)
   model = Classifier(arch)
 
   def step(state: PLRState, batch: Batch, info: TaskInfo):
@@ -569,8 +542,7 @@ def make_plr_step(
             arch, state.prev_generator, state.prev_classifier, replay_key,
             info.replayed, replay_size,
             hidden_from_classifier=recon_levels == 'classifier'),
-        lambda: replay_lib.empty(arch, replay_size, batch.x.dtype),
-        branchless=branchless)
+        lambda: replay_lib.empty(arch, replay_size, batch.x.dtype))
     replay = shard(replay)
     trainable = None
     if inputs == 'images' and extractor_trainable_until is not None:
@@ -603,7 +575,6 @@ def make_gr_step(
     generator_tx: optax.GradientTransformation, *,
     frozen_after: int | None = None, replay_targets: str = 'hard',
     bernoulli: bool = True, classifier_on_reconstructions: bool = True,
-    branchless: bool | None = None,
     shard: Callable[[Any], Any] | None = None, jit: bool = True,
 ) -> Callable[[PLRState, Batch, TaskInfo], tuple[PLRState, Metrics]]:
   """Standard generative replay of images (Figure 5's GR baselines), as the
@@ -619,20 +590,19 @@ def make_gr_step(
   the real images. With `frozen_after=K` the classifier's extractor and the
   generator's convolutional encoder and decoder are frozen after task K
   (`gr_frozen`). `bernoulli`: pixels in [0, 1], binary cross-entropy (see
-  `ImageGenerator`). `branchless`: see `when_replaying`.
+  `ImageGenerator`).
   """
   shard = shard or (lambda tree: tree)
   generator = image_generator.ImageGenerator(arch, bernoulli=bernoulli)
   ir = strategy_lib.internal_replay(arch.num_levels)
   classifier_step = make_classifier_step(
       arch, classifier_tx, ir, replay_size, inputs='images',
-      replay_images=True, replay_targets=replay_targets,
-      branchless=branchless, jit=False)
+      replay_images=True, replay_targets=replay_targets, jit=False)
   generator_step = make_generator_step(
       arch, generator_tx, model=generator,
       recon_loss=(losses.bernoulli_reconstruction if bernoulli
                   else losses.reconstruction),
-      replay_targets=replay_targets, branchless=branchless, jit=False)
+      replay_targets=replay_targets, jit=False)
   model = Classifier(arch)
 
   def sample(state, key, info):
@@ -657,7 +627,7 @@ def make_gr_step(
         levels=(jnp.zeros((replay_size,) + batch.x.shape[1:], batch.x.dtype),),
         logits=jnp.zeros((replay_size, arch.num_classes), batch.x.dtype))
     replay = when_replaying(info, lambda: sample(state, replay_key, info),
-                            lambda: empty, branchless=branchless)
+                            lambda: empty)
     replay = shard(replay)
     classifier_trainable = generator_trainable = None
     if frozen_after is not None:
@@ -686,7 +656,6 @@ def make_gr_step(
 def make_buffer_step(
     arch: arch_lib.ArchConfig, strategy: strategy_lib.Strategy,
     replay_size: int, classifier_tx: optax.GradientTransformation, *,
-    branchless: bool | None = None,
     shard: Callable[[Any], Any] | None = None, jit: bool = True,
 ) -> Callable[[PLRState, Batch, jax.Array, TaskInfo],
               tuple[PLRState, Metrics]]:
@@ -695,12 +664,11 @@ def make_buffer_step(
   `buffer` holds stored level-0 features [M, D_0]; each iteration draws
   `replay_size` of them, the previous classifier recomputes their features
   at every level and their soft targets, and the slices enter the classifier
-  at their levels. No generator: `state.generator` is None. `branchless`:
-  see `when_replaying`.
+  at their levels. No generator: `state.generator` is None.
   """
   shard = shard or (lambda tree: tree)
   classifier_step = make_classifier_step(arch, classifier_tx, strategy,
-                                         replay_size, branchless=branchless,
+                                         replay_size,
                                          jit=False)
 
   def step(state: PLRState, batch: Batch, buffer: jax.Array, info: TaskInfo):
@@ -709,8 +677,7 @@ def make_buffer_step(
         info,
         lambda: replay_lib.from_buffer(arch, state.prev_classifier, buffer,
                                        key, replay_size),
-        lambda: replay_lib.empty(arch, replay_size, batch.x.dtype),
-        branchless=branchless)
+        lambda: replay_lib.empty(arch, replay_size, batch.x.dtype))
     classifier, metrics = classifier_step(state.classifier, batch,
                                           shard(replay), info)
     metrics = {f'classifier/{k}': v for k, v in metrics.items()}
