@@ -24,7 +24,7 @@ BENCH="--archs=arch1,arch2 --iters=50 --repeats=2 --seeds=1"
 if [ -n "$SMOKE" ]; then
   DATA=/tmp/smoke_fmnist
   $PY -c "from tests import fake_data; fake_data.write_fashion_mnist('$DATA')"
-  EXTRA="$EXTRA --preset=tiny --set=data_label=fake"
+  EXTRA="$EXTRA --preset=tiny --iters_per_task=4 --set=data_label=fake"
   BENCH="--archs=tiny --iters=2 --repeats=1 --seeds=1 --flops=false"
 fi
 START=$(date +%s)
@@ -36,7 +36,7 @@ fm() {  # fm RECORD LIMIT_S FLAGS...
     echo "skipped $name (deadline)" >> "$OUT/steps.txt"; return; fi
   local t0=$(date +%s)
   timeout "$limit" $PY -m experiments.fashion_mnist --workdir=/tmp/gpu_runs/$name \
-    --data_dir="$DATA" $EXTRA "$@" > "$OUT/$name.log" 2>&1
+    --data_dir="$DATA" "$@" $EXTRA > "$OUT/$name.log" 2>&1
   local rc=$?
   mkdir -p "$OUT/$name"
   cp -r /tmp/gpu_runs/$name/results.* /tmp/gpu_runs/$name/logs "$OUT/$name/" 2>/dev/null
