@@ -4,7 +4,9 @@ import dataclasses
 
 from plr_jax import config as config_lib
 from plr_jax.models import arch as arch_lib
+from plr_jax.train import continual
 from plr_jax.train import pretrain
+from plr_jax.train import strategy as strategy_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,3 +98,28 @@ def strategy_id(strategy) -> str:
   if strategy[0] == 1.0:
     return 'ir'
   return '_'.join(f'{f:g}' for f in strategy)
+
+
+def cifar_config(protocol: str, dataset: str, arch: str, archs, strategy,
+                 seeds, preset: str, num_classes: int, num_tasks: int,
+                 **continual_options) -> config_lib.RunConfig:
+  """A run on a frozen pretrained extractor's features (Tables 1 and 2):
+  `arch` (one of `archs`) with a `num_classes`-way head, `strategy` ("ir",
+  "0.3,0.7" or a tuple), the preset's sizes and lengths."""
+  if arch not in archs:
+    raise ValueError(f'unknown arch {arch!r}; choose one of '
+                     f'{", ".join(archs)}')
+  run_preset = get_preset(preset)
+  network = sized_arch(arch, run_preset, num_classes=num_classes)
+  if isinstance(strategy, str):
+    strategy = strategy_lib.parse_strategy(strategy, network.num_levels,
+                                           network.name)
+  return config_lib.RunConfig(
+      protocol=protocol,
+      continual=continual.ContinualConfig(
+          arch=network, strategy=tuple(strategy), num_tasks=num_tasks,
+          iters_per_task=run_preset.iters_per_task,
+          batch_size=run_preset.batch_size, replay_size=run_preset.replay_size,
+          chunk_size=run_preset.chunk_size, buffer_size=run_preset.buffer_size,
+          inputs='features', dataset=dataset, **continual_options),
+      seeds=tuple(seeds), extractor=run_preset.extractor())

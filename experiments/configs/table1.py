@@ -2,8 +2,6 @@
 
 from experiments.configs import presets
 from plr_jax import config as config_lib
-from plr_jax.train import continual
-from plr_jax.train import strategy as strategy_lib
 
 TITLE = 'Table 1: split CIFAR-10, buffer replay'
 # (arch, strategy): (accuracy, SEM), the paper's Table 1.
@@ -26,25 +24,10 @@ def config(arch: str = 'arch1', strategy='ir', seeds=(0, 1, 2),
   """One row: the stored first-task samples' representations at every level
   are recomputed by the previous classifier and replayed with `strategy`;
   no generator. A 10-way head (one logit per class of the benchmark)."""
-  if arch not in ARCHS:
-    raise ValueError(f'unknown arch {arch!r}; choose one of '
-                     f'{", ".join(ARCHS)}')
-  run_preset = presets.get_preset(preset)
-  network = presets.sized_arch(arch, run_preset, num_classes=10)
-  if isinstance(strategy, str):
-    strategy = strategy_lib.parse_strategy(strategy, network.num_levels,
-                                           network.name)
-  return config_lib.RunConfig(
-      protocol='split_cifar10',
-      continual=continual.ContinualConfig(
-          arch=network, strategy=tuple(strategy), num_tasks=2,
-          iters_per_task=run_preset.iters_per_task,
-          batch_size=run_preset.batch_size, replay_size=run_preset.replay_size,
-          chunk_size=run_preset.chunk_size, buffer_size=run_preset.buffer_size,
-          replay='buffer', inputs='features',
-          replay_targets=replay_targets, dataset='cifar10',
-          **continual_options),
-      seeds=tuple(seeds), extractor=run_preset.extractor())
+  return presets.cifar_config(
+      'split_cifar10', 'cifar10', arch, ARCHS, strategy, seeds, preset,
+      num_classes=10, num_tasks=2, replay='buffer',
+      replay_targets=replay_targets, **continual_options)
 
 
 def rows(preset: str = 'paper', seeds=(0, 1, 2)) -> list[presets.Row]:

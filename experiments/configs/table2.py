@@ -2,8 +2,6 @@
 
 from experiments.configs import presets
 from plr_jax import config as config_lib
-from plr_jax.train import continual
-from plr_jax.train import strategy as strategy_lib
 
 TITLE = 'Table 2: split CIFAR-100, generative replay'
 # (arch, strategy): (accuracy, SEM, mFID), the paper's Table 2.
@@ -29,26 +27,12 @@ def config(arch: str = 'arch1', strategy='ir', seeds=(0, 1, 2),
   The reference's PLR scripts: distillation (`--distill`), every level
   reconstructed (`--latent`), 10 x 5000 iterations of 256 + 256.
   """
-  if arch not in ARCHS:
-    raise ValueError(f'unknown arch {arch!r}; choose one of '
-                     f'{", ".join(ARCHS)}')
-  run_preset = presets.get_preset(preset)
-  network = presets.sized_arch(arch, run_preset, num_classes=100)
-  if isinstance(strategy, str):
-    strategy = strategy_lib.parse_strategy(strategy, network.num_levels,
-                                           network.name)
-  return config_lib.RunConfig(
-      protocol='split_cifar100',
-      continual=continual.ContinualConfig(
-          arch=network, strategy=tuple(strategy), num_tasks=10,
-          iters_per_task=run_preset.iters_per_task,
-          batch_size=run_preset.batch_size, replay_size=run_preset.replay_size,
-          chunk_size=run_preset.chunk_size, buffer_size=run_preset.buffer_size,
-          replay='generative', inputs='features', recon_levels=recon_levels,
-          replay_targets=replay_targets, dataset='cifar100',
-          **continual_options),
-      seeds=tuple(seeds), extractor=run_preset.extractor(),
-      mfid=run_preset.mfid if mfid else None)
+  cfg = presets.cifar_config(
+      'split_cifar100', 'cifar100', arch, ARCHS, strategy, seeds, preset,
+      num_classes=100, num_tasks=10, replay='generative',
+      recon_levels=recon_levels, replay_targets=replay_targets,
+      **continual_options)
+  return cfg.replace(mfid=presets.get_preset(preset).mfid if mfid else None)
 
 
 def rows(preset: str = 'paper', seeds=(0, 1, 2)) -> list[presets.Row]:
