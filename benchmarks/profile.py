@@ -21,7 +21,6 @@ iteration is launch-bound. Examples:
 
 import collections
 import glob
-import json
 import os
 import re
 import sys
@@ -35,7 +34,6 @@ import jax
 from benchmarks import run as bench
 from plr_jax.io import checkpoint
 from plr_jax.models import arch as arch_lib
-from plr_jax.train import continual
 from plr_jax import config as config_lib
 from plr_jax.train import strategy as strategy_lib
 

@@ -134,11 +134,12 @@ class Task2Chunk:
   state: steps.PLRState
   features: jax.Array
   labels: jax.Array
-  row_table: jax.Array
-  num_rows: jax.Array
-  buffer_rows: jax.Array
-  info: steps.TaskInfo
+  data: continual.TaskData
   iters: int
+
+  @property
+  def info(self) -> steps.TaskInfo:
+    return self.data.info
 
   @property
   def batched(self) -> bool:
@@ -146,8 +147,7 @@ class Task2Chunk:
     return self.num_seeds > 1
 
   def chunk(self, state):
-    return self.run_chunk(state, self.features, self.labels, self.row_table,
-                          self.num_rows, self.buffer_rows, self.info,
+    return self.run_chunk(state, self.features, self.labels, self.data,
                           self.iters)
 
 
@@ -167,27 +167,19 @@ def task2_chunk(arch: arch_lib.ArchConfig, strategy_text: str,
                          jnp.float32)
   labels = jnp.asarray(np.arange(rows) % arch.num_classes, jnp.int32)
   seeds = list(range(num_seeds))
-  orders = [continual.class_order(s, arch.num_classes) for s in seeds]
-  stack = functools.partial(continual.stack_seeds, batched=batched)
+  labels_host = np.asarray(labels)
+  splits = [continual.task_split(config, s, labels_host, labels_host)
+            for s in seeds]
   # Task 2: replay is on.
-  info = stack([steps.task_info(2, o, num_tasks) for o in orders])
-  task_rows = []
-  for order in orders:
-    tasks = continual.task_of_class(order, num_tasks)[np.asarray(labels)]
-    task_rows.append(np.flatnonzero(tasks == 1))
-  max_rows = max(len(r) for r in task_rows)
-  row_table = stack([jnp.asarray(np.pad(r, (0, max_rows - len(r))))
-                     for r in task_rows])
-  num_rows = stack([jnp.asarray(len(r), jnp.int32) for r in task_rows])
-  buffer_rows = stack([jnp.zeros((1,), jnp.int32)] * num_seeds)
+  data = continual.task_data(config, splits, seeds, 2, batched)
+  stack = functools.partial(continual.stack_seeds, batched=batched)
   state = stack([continual.init_state(config, jax.random.key(s))
                  for s in seeds])
   return Task2Chunk(
       config=config, strategy=strategy, num_seeds=num_seeds,
       run_chunk=continual.make_chunk_runner(config, batched),
       state=steps.end_task(state), features=features, labels=labels,
-      row_table=row_table, num_rows=num_rows, buffer_rows=buffer_rows,
-      info=info, iters=iters)
+      data=data, iters=iters)
 
 
 @dataclasses.dataclass
@@ -237,15 +229,16 @@ def measure(arch: arch_lib.ArchConfig, strategy_text: str, num_seeds: int,
   """One benchmark record (see the module docstring)."""
   setup = task2_chunk(arch, strategy_text, num_seeds, iters, rows,
                       scan_unroll)
-  config, strategy = setup.config, setup.strategy
+  strategy = setup.strategy
   features, labels, info = setup.features, setup.labels, setup.info
   run_chunk = setup.run_chunk
   first, steady, state = _timed(setup.chunk, setup.state, repeats)
 
   iteration = jax.jit(run_chunk.iteration)
-  buffer = jnp.take(features, setup.buffer_rows, axis=0)
+  data = setup.data
+  buffer = jnp.take(features, data.buffer_rows, axis=0)
   iteration_flops = _flops(iteration.lower(
-      state, jnp.int32(0), features, labels, setup.row_table, setup.num_rows,
+      state, jnp.int32(0), features, labels, data.rows, data.num_rows,
       buffer, info)) if flops else float('nan')
 
   # The classifier's replay update alone.

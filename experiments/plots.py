@@ -11,8 +11,6 @@ Writes into --out (default: the first WORKDIR):
   summary.md               the runs as one table laid out like the paper's.
 """
 
-import sys
-
 from absl import flags
 
 from experiments import common

@@ -296,12 +296,11 @@ def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
       metrics_log.chunk(task, done, metrics, batched=len(group) > 1)
     start = time.perf_counter()
     try:
+      hooks = continual.Hooks(on_chunk=progress, on_metrics=on_metrics,
+                              on_evaluated=on_evaluated, on_resume=on_resume)
       results = continual.run_seeds(cont, train, test, group,
-                                    batched=len(group) > 1, on_chunk=progress,
-                                    mesh=mesh, checkpoints=checkpoints,
-                                    on_resume=on_resume,
-                                    on_evaluated=on_evaluated,
-                                    on_metrics=on_metrics)
+                                    batched=len(group) > 1, hooks=hooks,
+                                    mesh=mesh, checkpoints=checkpoints)
     finally:
       metrics_log.close()
     # Seeds of a vmapped group share its wall time: each gets an equal part.

@@ -52,7 +52,7 @@ def _run(seed):
                                       state.prev_generator))
 
   result = continual.run(CONFIG, train, test, seed, classifier_params=params,
-                         on_task_end=on_task_end)
+                         hooks=continual.Hooks(on_task_end=on_task_end))
   return result, snapshots
 
 
@@ -232,8 +232,9 @@ def test_generative_replay_of_images_freezes_conv_parts_after_task_1():
       inputs='images', replay='images', extractor_trainable_until=1)
   ends = {}
   result = continual.run(config, (images, labels), (images, labels), 0,
-                         on_task_end=lambda t, s: ends.setdefault(
-                             t, jax.device_get(s)))
+                         hooks=continual.Hooks(
+                             on_task_end=lambda t, s: ends.setdefault(
+                                 t, jax.device_get(s))))
   assert result.accuracy.shape == (3, 3)
   for task_losses in result.losses:
     assert all(np.all(np.isfinite(v)) for v in task_losses.values())
@@ -255,7 +256,8 @@ def test_vmapped_seeds_match_runs_of_each_seed_alone():
   evaluated = []
   batched = continual.run_seeds(
       CONFIG, train, test, [0, 1], classifier_params=params,
-      on_evaluated=lambda t, rows: evaluated.append((t, rows)))
+      hooks=continual.Hooks(
+          on_evaluated=lambda t, rows: evaluated.append((t, rows))))
   # One report per task, with each seed's row of its accuracy matrix.
   assert [t for t, _ in evaluated] == [1, 2, 3]
   for t, rows in evaluated:
@@ -299,7 +301,8 @@ def test_host_loop_reports_progress_in_short_chunks():
   reports = []
   long_chunks = continual.run(
       continual.ContinualConfig(chunk_size=500, **base), (images, labels),
-      (images, labels), 0, on_chunk=lambda t, done: reports.append((t, done)))
+      (images, labels), 0,
+      hooks=continual.Hooks(on_chunk=lambda t, done: reports.append((t, done))))
   assert reports[:3] == [(1, continual.HOST_LOOP_CHUNK),
                          (1, 2 * continual.HOST_LOOP_CHUNK), (1, 45)]
   short_chunks = continual.run(

@@ -40,14 +40,15 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
   with pytest.raises(_Interrupt):
     continual.run_seeds(config, train, test, [0, 1], classifier_params=params,
                         checkpoints=checkpoint.RunCheckpointer(directory, 20),
-                        on_chunk=stop_mid_task_2)
+                        hooks=continual.Hooks(on_chunk=stop_mid_task_2))
   latest = json.load(open(os.path.join(directory, 'latest.json')))
   assert (latest["task"], latest["done"]) == (2, 20)
   resumed_from = []
   again = continual.run_seeds(
       config, train, test, [0, 1], classifier_params=params,
       checkpoints=checkpoint.RunCheckpointer(directory, 20),
-      on_resume=lambda t, d: resumed_from.append((t, d)))
+      hooks=continual.Hooks(
+          on_resume=lambda t, d: resumed_from.append((t, d))))
   assert resumed_from == [(2, 20)]
   for a, b in zip(whole, again):
     np.testing.assert_array_equal(a.accuracy, b.accuracy)

@@ -13,6 +13,7 @@ import pytest
 from benchmarks import run as bench
 from plr_jax.models import classifier as classifier_lib
 from plr_jax.models import arch as arch_lib
+from plr_jax.models import generator as generator_lib
 from plr_jax.train import continual
 from plr_jax.models import image_generator
 from plr_jax.train import losses
@@ -464,12 +465,12 @@ def test_generator_replay_latent_with_hard_targets_uses_one_mode():
   key = jax.random.key(7)
   _, metrics = jax.jit(step)(state, None, None, replay, info, key)
   _, replay_key = jax.random.split(key)
-  model = steps.Generator(arch)
+  model = generator_lib.Generator(arch)
   x = replay.levels[0]
   mean, logvar, z, _ = model.apply(
       {'params': params}, x,
-      steps.generator_lib.latent_noise(arch, replay_key, x),
-      method=steps.Generator.reconstruct)
+      generator_lib.latent_noise(arch, replay_key, x),
+      method=generator_lib.Generator.reconstruct)
   hard = np.argmax(np.asarray(replay.logits)[:, :2], axis=1)
   expected = np.mean(losses.latent(
       z, mean, logvar, params['prior_mean'][hard],
@@ -553,7 +554,7 @@ def test_gr_classifier_trains_on_the_vaes_reconstructions():
   generator = image_generator.ImageGenerator(arch)
   _, _, _, (raw,) = generator.apply(
       {'params': state.generator.params}, images,
-      steps.generator_lib.latent_noise(arch, recon_key, images),
+      generator_lib.latent_noise(arch, recon_key, images),
       method=image_generator.ImageGenerator.reconstruct)
   reconstructed = jax.nn.sigmoid(raw)
   assert 0 < float(reconstructed.min()) and float(reconstructed.max()) < 1

@@ -10,6 +10,7 @@ import dataclasses
 import functools
 from typing import Callable, Sequence
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -211,21 +212,21 @@ def init_state(config: ContinualConfig, key: jax.Array,
 
 def make_chunk_runner(config: ContinualConfig, batched: bool = False,
                       mesh: jax.sharding.Mesh | None = None):
-  """`run_chunk(state, features, labels, rows, num_rows, buffer_rows, info,
-  length)`.
+  """`run_chunk(state, features, labels, data, length)`.
 
-  Runs `length` iterations (static) in one `lax.scan`. Each iteration draws
-  `batch_size` rows uniformly from `rows[:num_rows]` (padded to a fixed size,
-  so tasks of different sizes share one compilation) with a key folded from
-  the state's key and step. With buffer replay, `buffer_rows` index the stored
-  samples. Cached per config, so every run of the same config reuses one
+  Runs `length` iterations (static) in one `lax.scan` over one task's
+  `TaskData`. Each iteration draws `batch_size` rows uniformly from
+  `data.rows[:data.num_rows]` (padded to a fixed size, so tasks of different
+  sizes share one compilation) with a key folded from the state's key and
+  step. With buffer replay, `data.buffer_rows` index the stored samples.
+  Cached per config, so every run of the same config reuses one
   compilation.
 
   Args:
     config: the run's configuration.
-    batched: the state, `rows`, `num_rows`, `buffer_rows` and `info` carry a
-      leading seed axis and the iteration is `vmap`ped over it: independent
-      runs in one program (`features` and `labels` are shared).
+    batched: the state and `data` carry a leading seed axis and the
+      iteration is `vmap`ped over it: independent runs in one program
+      (`features` and `labels` are shared).
     mesh: data parallelism: the current and replay batches are sharded over
       the mesh's `"data"` axis (parameters stay replicated, gradients are
       reduced by XLA).
@@ -286,10 +287,10 @@ def _chunk_runner(config, batched, mesh):
   host_loop = loops.scan_is_slow(has_convolutions)
   loop = loops.make_loop(iteration, host_loop, unroll=config.scan_unroll)
 
-  def run_chunk(state, features, labels, rows, num_rows, buffer_rows, info,
-                length):
-    return loop(state, features, labels, rows, num_rows,
-                jnp.take(features, buffer_rows, axis=0), info, length=length)
+  def run_chunk(state, features, labels, data: TaskData, length):
+    return loop(state, features, labels, data.rows, data.num_rows,
+                jnp.take(features, data.buffer_rows, axis=0), data.info,
+                length=length)
   run_chunk.loop = loop
   # A host loop gains nothing from long chunks; short ones keep the progress
   # lines coming on slow backends (a GR chunk of 500 took over 10 minutes on
@@ -315,11 +316,112 @@ def task_phase(config: ContinualConfig, task: int) -> steps.Phase:
   return steps.Phase.of(task, config.extractor_trainable_until)
 
 
+@dataclasses.dataclass
+class Hooks:
+  """What a run reports as it goes; every hook is optional.
+
+  Attributes:
+    on_chunk: `(task, done)` after every chunk: the 1-based task and the
+      iterations done in it (progress reports).
+    on_metrics: `(task, done_before, metrics)` after every chunk, with its
+      per-iteration metrics on the host (`{name: [iterations, seeds]}` when
+      batched, else `[iterations]`).
+    on_evaluated: `(task, rows)` after each task: the seeds' rows of the
+      accuracy matrix for it ([seeds, tasks]; later tasks 0).
+    on_task_end: `(task, state)` after each task. The next task donates
+      (reuses) the state's buffers: copy what you keep, e.g. with
+      `jax.device_get`. With seeds batched, the state has the seed axis.
+    on_resume: `(task, done)` where a run resumes from a checkpoint.
+  """
+  on_chunk: Callable[[int, int], None] | None = None
+  on_metrics: Callable[[int, int, dict], None] | None = None
+  on_evaluated: Callable[[int, np.ndarray], None] | None = None
+  on_task_end: Callable[[int, steps.PLRState], None] | None = None
+  on_resume: Callable[[int, int], None] | None = None
+
+  def call(self, name: str, *args) -> None:
+    hook = getattr(self, name)
+    if hook is not None:
+      hook(*args)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSplit:
+  """How one seed's classes split into tasks.
+
+  Attributes:
+    order: the class permutation; task t gets its t-th consecutive group.
+    train_tasks: the 0-based task of every training row.
+    test_tasks: likewise for the test rows.
+  """
+  order: np.ndarray
+  train_tasks: np.ndarray
+  test_tasks: np.ndarray
+
+
+def task_split(config: ContinualConfig, seed: int, train_labels: np.ndarray,
+               test_labels: np.ndarray) -> TaskSplit:
+  """Seed `seed`'s class order (`config.class_order_rule`) and the tasks of
+  the training and test rows."""
+  order = class_order(seed, config.arch.num_classes, config.class_order_rule,
+                      config.dataset)
+  of_class = task_of_class(order, config.num_tasks)
+  return TaskSplit(order=order, train_tasks=of_class[train_labels],
+                   test_tasks=of_class[test_labels])
+
+
+@flax.struct.dataclass
+class TaskData:
+  """One task's data as the chunk runner takes it (a leading seed axis on
+  every leaf when the seeds are batched).
+
+  Attributes:
+    rows: the task's training rows, int32 [R], padded to the largest task of
+      the run (so every task shares one compilation).
+    num_rows: how many of `rows` are real, int32 scalar.
+    buffer_rows: the training rows stored for buffer replay, int32 [M]
+      (zeros in task 1; [1] for generative replay, unused).
+    info: the task's `steps.TaskInfo`.
+  """
+  rows: jax.Array
+  num_rows: jax.Array
+  buffer_rows: jax.Array
+  info: steps.TaskInfo
+
+
+def task_data(config: ContinualConfig, splits: Sequence[TaskSplit],
+              seeds: Sequence[int], task: int,
+              batched: bool = True) -> TaskData:
+  """`TaskData` of 1-based `task` for the seeds' splits (stacked on a seed
+  axis if `batched`, else the one seed's)."""
+  max_rows = max(int(np.bincount(s.train_tasks,
+                                 minlength=config.num_tasks).max())
+                 for s in splits)
+  num_buffer = config.buffer_size if config.replay == 'buffer' else 1
+  per_seed = []
+  for seed, split in zip(seeds, splits):
+    task_rows = np.flatnonzero(split.train_tasks == task - 1)
+    if not len(task_rows):
+      raise ValueError(f'task {task} has no training data')
+    rows = np.zeros(max_rows, np.int32)
+    rows[:len(task_rows)] = task_rows
+    buffer_rows = jnp.zeros((num_buffer,), jnp.int32)
+    if config.replay == 'buffer' and task > 1:
+      buffer_rows = _fill_buffer(
+          jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), 0xB0F),
+                             task - 1),
+          np.flatnonzero(split.train_tasks < task - 1), config.buffer_size)
+    per_seed.append(TaskData(
+        rows=jnp.asarray(rows), num_rows=jnp.asarray(len(task_rows), jnp.int32),
+        buffer_rows=buffer_rows,
+        info=steps.task_info(task, split.order, config.num_tasks,
+                             frozen_after=config.extractor_trainable_until)))
+  return stack_seeds(per_seed, batched)
+
+
 def run(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
         test: tuple[np.ndarray, np.ndarray], seed: int, *,
-        classifier_params=None,
-        on_task_end: Callable[[int, steps.PLRState], None] | None = None,
-        on_chunk: Callable[[int, int], None] | None = None,
+        classifier_params=None, hooks: Hooks | None = None,
         mesh: jax.sharding.Mesh | None = None) -> Result:
   """Trains generative PLR over all tasks and evaluates after each.
 
@@ -331,31 +433,23 @@ def run(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
     seed: fixes the class order, initialisation, batches and replay.
     classifier_params: pretrained classifier parameters (their extractor
       produced the features); fresh ones if None.
-    on_task_end: called with the 1-based task and the state after each task.
-      The next task donates (reuses) the state's buffers: copy what you keep,
-      e.g. with `jax.device_get`.
-    on_chunk: called with the 1-based task and the iterations done in it
-      after every chunk (progress reports).
+    hooks: progress and results as they happen (`Hooks`).
     mesh: run data-parallel over this mesh (see `sharding.data_mesh`).
 
   Returns:
     The accuracy matrix, final state and per-iteration losses.
   """
   return run_seeds(config, train, test, [seed], batched=False,
-                   classifier_params=classifier_params,
-                   on_task_end=on_task_end, on_chunk=on_chunk, mesh=mesh)[0]
+                   classifier_params=classifier_params, hooks=hooks,
+                   mesh=mesh)[0]
 
 
 def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
               test: tuple[np.ndarray, np.ndarray], seeds: Sequence[int], *,
               batched: bool = True, classifier_params=None,
-              on_task_end: Callable[[int, steps.PLRState], None] | None = None,
-              on_chunk: Callable[[int, int], None] | None = None,
+              hooks: Hooks | None = None,
               mesh: jax.sharding.Mesh | None = None,
               checkpoints: checkpoint_lib.RunCheckpointer | None = None,
-              on_resume: Callable[[int, int], None] | None = None,
-              on_evaluated: Callable[[int, np.ndarray], None] | None = None,
-              on_metrics: Callable[[int, int, dict], None] | None = None,
               ) -> list[Result]:
   """Runs independent seeds as one `vmap`ped program (or one after another).
 
@@ -366,18 +460,11 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
   Args:
     seeds: the runs' seeds.
     batched: one program over all seeds (a leading seed axis on the state);
-      False runs them one after another. `on_task_end` then receives the
-      state with the seed axis when batched.
+      False runs them one after another.
     checkpoints: save the whole run at task boundaries and every
       `checkpoints.every` iterations, and resume from its latest checkpoint
       if there is one (only for a single batched group: `batched` or one
       seed). A resumed run gives the same results as an uninterrupted one.
-    on_resume: called with the task and iteration a run resumes from.
-    on_evaluated: called after each task with the task and the seeds' rows
-      of the accuracy matrix for it ([seeds, tasks]; later tasks 0).
-    on_metrics: called after each chunk with the task, the iterations done
-      before the chunk and its metrics on the host (`{name: [iterations,
-      seeds]}` when batched, else `[iterations]`).
     Other arguments: as for `run`.
 
   Raises:
@@ -388,115 +475,140 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
     One `Result` per seed, in the order of `seeds`.
   """
   seeds = [int(s) for s in seeds]
+  hooks = hooks or Hooks()
   if not seeds:
     raise ValueError('no seeds to run')
   if not batched and len(seeds) > 1:
     if checkpoints is not None:
       raise ValueError('checkpoints need one group: batched=True or one seed')
     return [run_seeds(config, train, test, [s], batched=False,
-                      classifier_params=classifier_params,
-                      on_task_end=on_task_end, on_chunk=on_chunk,
+                      classifier_params=classifier_params, hooks=hooks,
                       mesh=mesh)[0] for s in seeds]
-  arch = config.arch
-  stack = functools.partial(stack_seeds, batched=batched)
-  orders = [class_order(seed, arch.num_classes, config.class_order_rule,
-                        config.dataset)
-            for seed in seeds]
-  tasks_train = [task_of_class(o, config.num_tasks)[train[1]] for o in orders]
-  tasks_test = [task_of_class(o, config.num_tasks)[test[1]] for o in orders]
-  max_rows = max(int(np.bincount(t, minlength=config.num_tasks).max())
-                 for t in tasks_train)
+  splits = [task_split(config, s, train[1], test[1]) for s in seeds]
   place = functools.partial(sharding.replicate, mesh)
   features = place(jnp.asarray(train[0]))
   labels = place(jnp.asarray(train[1], jnp.int32))
-  state = place(stack([init_state(config, jax.random.key(seed),
-                                  classifier_params) for seed in seeds]))
+  state = place(stack_seeds([init_state(config, jax.random.key(seed),
+                                        classifier_params) for seed in seeds],
+                            batched))
   run_chunk = make_chunk_runner(config, batched, mesh)
-  # Fixed shape from the start, so task 1 and later tasks share a compilation.
-  num_buffer = config.buffer_size if config.replay == 'buffer' else 1
-  buffer_rows = stack([jnp.zeros((num_buffer,), jnp.int32)] * len(seeds))
-
-  accuracy = np.zeros((len(seeds), config.num_tasks, config.num_tasks))
-  histories = [[] for _ in seeds]
-  first_task, first_done, chunks = 1, 0, []
+  progress = _RunProgress(
+      accuracy=np.zeros((len(seeds), config.num_tasks, config.num_tasks)),
+      histories=[[] for _ in seeds])
+  first_task, first_done = 1, 0
   if checkpoints is not None:
     restored = checkpoints.restore(state)
     if restored is not None:
       state, first_task, first_done, arrays = restored
-      accuracy, histories, chunks = _unpack_progress(arrays, len(seeds),
-                                                     first_task)
-      if on_resume is not None:
-        on_resume(first_task, first_done)
-  every = checkpoints.every if checkpoints is not None else 0
+      progress = _RunProgress.unpack(arrays, len(seeds), first_task)
+      hooks.call('on_resume', first_task, first_done)
   for t in range(first_task, config.num_tasks + 1):
-    info = stack([steps.task_info(
-        t, o, config.num_tasks, frozen_after=config.extractor_trainable_until)
-                  for o in orders])
-    rows, num_rows = [], []
-    for tasks in tasks_train:
-      task_rows = np.flatnonzero(tasks == t - 1)
-      if not len(task_rows):
-        raise ValueError(f'task {t} has no training data')
-      rows.append(np.zeros(max_rows, np.int32))
-      rows[-1][:len(task_rows)] = task_rows
-      num_rows.append(jnp.asarray(len(task_rows), jnp.int32))
-    rows, num_rows = stack([jnp.asarray(r) for r in rows]), stack(num_rows)
-    if config.replay == 'buffer' and t > 1:
-      buffer_rows = stack([
-          _fill_buffer(jax.random.fold_in(
-              jax.random.fold_in(jax.random.key(seed), 0xB0F), t - 1),
-                       np.flatnonzero(tasks < t - 1), config.buffer_size)
-          for seed, tasks in zip(seeds, tasks_train)])
-    done = first_done if t == first_task else 0
+    data = task_data(config, splits, seeds, t, batched)
     if t != first_task:
-      chunks = []
-    while done < config.iters_per_task:
-      length = min(run_chunk.chunk_size, config.iters_per_task - done)
-      if every:
-        length = min(length, every - done % every)
-      state, metrics = run_chunk(state, features, labels, rows, num_rows,
-                                 buffer_rows, info, length)
-      metrics = jax.device_get(metrics)
-      _check_finite(metrics, t, done, seeds, batched, checkpoints)
-      chunks.append(metrics)
-      if on_metrics is not None:
-        on_metrics(t, done, metrics)
-      done += length
-      if on_chunk is not None:
-        on_chunk(t, done)
-      if (every and done < config.iters_per_task and
-          checkpoints.due(done)):
-        checkpoints.save(state, t, done,
-                         _pack_progress(accuracy, histories, chunks))
-    for i in range(len(seeds)):
-      pick = (lambda x: x[i]) if batched else (lambda x: x)
-      # Scanned metrics are [iterations, seeds] when batched.
-      histories[i].append({
-          k: np.concatenate([c[k][:, i] if batched else c[k] for c in chunks])
-          for k in chunks[0]})
-      params = jax.tree.map(pick, state.classifier.params)
-      test_features = test[0]
-      if config.inputs == 'images':
-        test_features = evaluation.extract_features(arch, {'params': params},
-                                                    test[0])
-      seen = task_of_class(orders[i], config.num_tasks) < t
-      accuracy[i, t - 1] = evaluation.task_accuracies(
-          arch, params, test_features, test[1], tasks_test[i],
-          config.num_tasks, seen=seen)
-    if on_evaluated is not None:
-      on_evaluated(t, accuracy[:, t - 1].copy())
+      first_done, progress.chunks = 0, []
+    state = _train_task(config, run_chunk, state, features, labels, data, t,
+                        first_done, progress, seeds, batched, checkpoints,
+                        hooks)
+    progress.end_task(batched)
+    for i, split in enumerate(splits):
+      params = jax.tree.map((lambda x: x[i]) if batched else (lambda x: x),
+                            state.classifier.params)
+      progress.accuracy[i, t - 1] = _evaluate(config, params, test, split, t)
+    hooks.call('on_evaluated', t, progress.accuracy[:, t - 1].copy())
     state = steps.end_task(state)
     if checkpoints is not None:
-      checkpoints.save(state, t + 1, 0,
-                       _pack_progress(accuracy, histories, []))
-    if on_task_end is not None:
-      on_task_end(t, state)
+      checkpoints.save(state, t + 1, 0, progress.pack())
+    hooks.call('on_task_end', t, state)
   results = []
-  for i, order in enumerate(orders):
+  for i, split in enumerate(splits):
     seed_state = (jax.tree.map(lambda x: x[i], state) if batched else state)
-    results.append(Result(accuracy=accuracy[i], state=seed_state,
-                          losses=histories[i], class_order=order))
+    results.append(Result(accuracy=progress.accuracy[i], state=seed_state,
+                          losses=progress.histories[i],
+                          class_order=split.order))
   return results
+
+
+def _train_task(config, run_chunk, state, features, labels, data, task, done,
+                progress, seeds, batched, checkpoints, hooks):
+  """Task `task`'s iterations from `done` on, chunk by chunk: metrics
+  checked and kept in `progress`, hooks called, checkpoints saved when due."""
+  every = checkpoints.every if checkpoints is not None else 0
+  while done < config.iters_per_task:
+    length = min(run_chunk.chunk_size, config.iters_per_task - done)
+    if every:
+      length = min(length, every - done % every)
+    state, metrics = run_chunk(state, features, labels, data, length)
+    metrics = jax.device_get(metrics)
+    _check_finite(metrics, task, done, seeds, batched, checkpoints)
+    progress.chunks.append(metrics)
+    hooks.call('on_metrics', task, done, metrics)
+    done += length
+    hooks.call('on_chunk', task, done)
+    if every and done < config.iters_per_task and checkpoints.due(done):
+      checkpoints.save(state, task, done, progress.pack())
+  return state
+
+
+def _evaluate(config, params, test, split, task) -> np.ndarray:
+  """One seed's accuracy on every task's test classes after `task`."""
+  test_features = test[0]
+  if config.inputs == 'images':
+    test_features = evaluation.extract_features(config.arch,
+                                                {'params': params}, test[0])
+  seen = task_of_class(split.order, config.num_tasks) < task
+  return evaluation.task_accuracies(
+      config.arch, params, test_features, test[1], split.test_tasks,
+      config.num_tasks, seen=seen)
+
+
+@dataclasses.dataclass
+class _RunProgress:
+  """What a run has produced so far, and its checkpointed form.
+
+  Attributes:
+    accuracy: [seeds, tasks, tasks], rows filled up to the last task done.
+    histories: per seed, per finished task, the metrics of every iteration.
+    chunks: the current task's metrics so far, one dict per chunk.
+  """
+  accuracy: np.ndarray
+  histories: list[list[dict[str, np.ndarray]]]
+  chunks: list[dict[str, np.ndarray]] = dataclasses.field(
+      default_factory=list)
+
+  def end_task(self, batched: bool) -> None:
+    """The current task's chunks become each seed's history entry."""
+    for i, history in enumerate(self.histories):
+      # Scanned metrics are [iterations, seeds] when batched.
+      history.append({
+          k: np.concatenate([c[k][:, i] if batched else c[k]
+                             for c in self.chunks])
+          for k in self.chunks[0]})
+
+  def pack(self) -> dict[str, np.ndarray]:
+    """Accuracy rows and losses so far, as flat arrays for a checkpoint."""
+    arrays = {'accuracy': self.accuracy}
+    for i, history in enumerate(self.histories):
+      for k, task_metrics in enumerate(history):
+        for name, values in task_metrics.items():
+          arrays[f'history|{i}|{k}|{name}'] = values
+    for name in (self.chunks[0] if self.chunks else {}):
+      arrays[f'current|{name}'] = np.concatenate([c[name]
+                                                  for c in self.chunks])
+    return arrays
+
+  @classmethod
+  def unpack(cls, arrays, num_seeds: int, task: int) -> '_RunProgress':
+    """Inverse of `pack` for a checkpoint taken in `task`."""
+    histories = [[{} for _ in range(task - 1)] for _ in range(num_seeds)]
+    chunks = {}
+    for key, values in arrays.items():
+      parts = key.split('|')
+      if parts[0] == 'history':
+        histories[int(parts[1])][int(parts[2])][parts[3]] = values
+      elif parts[0] == 'current':
+        chunks[parts[1]] = values
+    return cls(accuracy=arrays['accuracy'], histories=histories,
+               chunks=[chunks] if chunks else [])
 
 
 def stack_seeds(trees, batched: bool = True):
@@ -525,31 +637,6 @@ def _check_finite(metrics, task, done, seeds, batched, checkpoints) -> None:
       raise NonFiniteLossError(
           f'{name} became {values[bad][0]} at task {task}, iteration '
           f'{done + row + 1}{which}{kept}')
-
-
-def _pack_progress(accuracy, histories, chunks) -> dict[str, np.ndarray]:
-  """Accuracy rows and losses so far, as flat arrays for a checkpoint."""
-  arrays = {'accuracy': accuracy}
-  for i, history in enumerate(histories):
-    for k, task_metrics in enumerate(history):
-      for name, values in task_metrics.items():
-        arrays[f'history|{i}|{k}|{name}'] = values
-  for name in (chunks[0] if chunks else {}):
-    arrays[f'current|{name}'] = np.concatenate([c[name] for c in chunks])
-  return arrays
-
-
-def _unpack_progress(arrays, num_seeds, task):
-  """Inverse of `_pack_progress`: accuracy, histories, current-task chunks."""
-  histories = [[{} for _ in range(task - 1)] for _ in range(num_seeds)]
-  chunks = {}
-  for key, values in arrays.items():
-    parts = key.split('|')
-    if parts[0] == 'history':
-      histories[int(parts[1])][int(parts[2])][parts[3]] = values
-    elif parts[0] == 'current':
-      chunks[parts[1]] = values
-  return arrays['accuracy'], histories, [chunks] if chunks else []
 
 
 def _fill_buffer(key: jax.Array, seen_rows: np.ndarray,

@@ -46,6 +46,25 @@ def _gate(gate):
   return gate if isinstance(gate, bool) else jnp.asarray(gate)
 
 
+def combine_gates(static: Mapping[str, bool], params,
+                  trainable: Mapping[str, Any] | None = None
+                  ) -> dict[str, Any]:
+  """Per layer of `params`, a step's gate: open where the layer is given data
+  (`static`, Python bools fixed when the step is traced; missing names are
+  open) and `trainable` (bools or bool arrays, e.g. a freeze after task 1;
+  missing names are open) both say so. Python bools stay Python bools, so a
+  gate closed at trace time leaves the layer's gradient unused and XLA never
+  computes it."""
+  trainable = trainable or {}
+
+  def combine(name):
+    fixed, varying = static.get(name, True), trainable.get(name, True)
+    if isinstance(varying, bool):
+      return fixed and varying
+    return jnp.logical_and(fixed, varying)
+  return {name: combine(name) for name in params}
+
+
 def gated_update(tx: optax.GradientTransformation, grads: Params,
                  params: Params, opt_state: optax.OptState,
                  gates: Mapping[str, Any]) -> tuple[Params, optax.OptState]:
