@@ -26,7 +26,7 @@ setuptools.setup(
     python_requires='>=3.10',
     install_requires=_requirements(),
     extras_require={
-        'test': ['pytest>=7', 'scipy>=1.10'],
+        'test': ['pytest>=7', 'pytest-xdist>=3', 'scipy>=1.10'],
         'tfds': ['tensorflow-datasets>=4.9', 'tensorflow'],
     },
 )

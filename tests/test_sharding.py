@@ -12,7 +12,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_run_over_8_cpu_devices_matches_single_device():
-  env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8',
+  flags = os.environ.get('XLA_FLAGS', '')
+  env = dict(os.environ,
+             XLA_FLAGS=f'{flags} --xla_force_host_platform_device_count=8',
              JAX_PLATFORMS='cpu', PYTHONPATH=ROOT)
   proc = subprocess.run([sys.executable, '-m', 'tests.sharded_check'],
                         cwd=ROOT, env=env, capture_output=True, text=True,
