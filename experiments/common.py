@@ -18,7 +18,15 @@ from absl import flags
 from absl import logging
 
 from plr_jax import config as config_lib
+from plr_jax import run as run_lib
+from plr_jax.io import checkpoint
+from plr_jax.io import interrupts
 from plr_jax.train import continual
+
+# SIGINT and SIGTERM set this flag while a binary runs (`run_main`); the
+# binaries pass it to the library as `should_stop`, which stops at the next
+# safe point with a checkpoint.
+STOP = interrupts.StopFlag()
 
 
 def define_io_flags() -> None:
@@ -193,7 +201,8 @@ def run_main(main: Callable[..., None], positional=()) -> None:
   """`app.run` for a binary: flags parsed as above; `main` gets the
   positional arguments (`positional`: their names, or "*" for any number);
   bad input (ValueError) is one line and exit 2, a diverged run one line and
-  exit 1."""
+  exit 1; SIGINT or SIGTERM stop at the next safe point (checkpointed) with
+  one line and exit 130 or 143."""
   def wrapped(argv):
     args = argv[1:]
     if positional != '*' and len(args) != len(positional):
@@ -203,11 +212,16 @@ def run_main(main: Callable[..., None], positional=()) -> None:
       sys.exit(2)
     logging.set_verbosity(logging.WARNING)  # orbax logs every read at INFO
     try:
-      main(*args)
+      with interrupts.handle_signals(STOP):
+        main(*args)
+    except interrupts.Interrupted as e:
+      print(str(e), file=sys.stderr)
+      sys.exit(STOP.exit_code)
     except ValueError as e:
       print(f'error: {e}', file=sys.stderr)
       sys.exit(2)
-    except continual.NonFiniteLossError as e:
+    except (continual.NonFiniteLossError, checkpoint.CheckpointWriteError,
+            run_lib.WorkdirWriteError) as e:
       print(f'error: {e}', file=sys.stderr)
       sys.exit(1)
   app.run(wrapped, flags_parser=_parse_flags)

@@ -52,7 +52,7 @@ def main():
       replay_targets=common.replay_targets(),
       recon_levels=FLAGS.recon_levels, pixels=FLAGS.pixels))
   run.run(config, common.workdir(), data_dir=FLAGS.data_dir,
-          mesh=common.mesh())
+          mesh=common.mesh(), should_stop=common.STOP)
 
 
 if __name__ == '__main__':

@@ -68,7 +68,8 @@ def main():
   except ValueError as e:
     raise common.FlagError(f'--num_classes: {e}') from None
   with jax.default_matmul_precision(FLAGS.precision):
-    run.pretrain_extractor(arch, subset, workdir, config, seed)
+    run.pretrain_extractor(arch, subset, workdir, config, seed,
+                           should_stop=common.STOP)
 
 
 if __name__ == '__main__':

@@ -28,7 +28,8 @@ def main():
       FLAGS.arch, FLAGS.strategy, common.seeds(), FLAGS.preset,
       replay_targets=common.replay_targets() or 'soft'))
   run.run(config, common.workdir(), data_dir=FLAGS.data_dir,
-          extractor_dir=FLAGS.extractor_dir, mesh=common.mesh())
+          extractor_dir=FLAGS.extractor_dir, mesh=common.mesh(),
+          should_stop=common.STOP)
 
 
 if __name__ == '__main__':

@@ -31,7 +31,8 @@ def main():
       mfid=FLAGS.mfid, recon_levels=FLAGS.recon_levels,
       replay_targets=common.replay_targets() or 'soft'))
   run.run(config, common.workdir(), data_dir=FLAGS.data_dir,
-          extractor_dir=FLAGS.extractor_dir, mesh=common.mesh())
+          extractor_dir=FLAGS.extractor_dir, mesh=common.mesh(),
+          should_stop=common.STOP)
 
 
 if __name__ == '__main__':

@@ -27,6 +27,8 @@ from plr_jax.data import features as features_lib
 from plr_jax.eval import mfid as mfid_lib
 from plr_jax.eval import results as results_lib
 from plr_jax.io import checkpoint
+from plr_jax.io import interrupts
+from plr_jax.io import lock
 from plr_jax.io import logs as logs_lib
 from plr_jax.io import progress as progress_lib
 from plr_jax.models import arch as arch_lib
@@ -35,6 +37,11 @@ from plr_jax.train import pretrain as pretrain_lib
 from plr_jax.train import sharding
 
 CONFIG_FILE = 'run_config.json'
+DATA_FILE = 'data.json'
+
+
+class WorkdirWriteError(RuntimeError):
+  """Writing in the workdir failed during the run (e.g. the disk is full)."""
 
 
 def log(message: str) -> None:
@@ -76,10 +83,34 @@ def check_workdir_config(workdir: str, config: config_lib.RunConfig) -> None:
   theirs = config_lib.identity_of(config_lib.fill_defaults(theirs, config))
   if theirs != ours:
     differ = _differences(theirs, ours)
+    if [k for k, _, _ in differ] == ['seeds']:
+      there, now = (','.join(map(str, v)) for v in (theirs['seeds'],
+                                                    ours['seeds']))
+      raise ValueError(
+          f'workdir {workdir} holds a run of seeds {there}, not {now}: a '
+          "run's seeds are fixed when it starts (vmapped seeds share one "
+          'program and checkpoint); run the other seeds in another workdir')
     shown = ', '.join(f'{k}: {a} there, {b} now' for k, a, b in differ[:3])
     raise ValueError(f'workdir {workdir} holds a run of another '
                      f'configuration ({shown}); use another workdir or the '
                      'same configuration')
+
+
+def check_workdir_data(workdir: str, dataset: data_lib.Dataset) -> None:
+  """ValueError if `workdir` holds a run on other data than `dataset`
+  (compared by `Dataset.fingerprint`; workdirs from before the check pass)."""
+  path = os.path.join(workdir, DATA_FILE)
+  if not os.path.isfile(path):
+    return
+  with open(path) as fh:
+    theirs = json.load(fh)
+  ours = dataset.fingerprint()
+  if theirs.get('fingerprint') != ours:
+    raise ValueError(
+        f'workdir {workdir} holds a run on other {dataset.name} data '
+        f'(fingerprint {theirs.get("fingerprint")} there, {ours} now, read '
+        f'from {dataset.source}); give the data it was run on or use another '
+        'workdir')
 
 
 def _differences(a, b, prefix=''):
@@ -122,7 +153,8 @@ def _has_extractor(directory: str | None) -> bool:
 
 def pretrain_extractor(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
                        directory: str, pretrain: pretrain_lib.PretrainConfig,
-                       seed: int):
+                       seed: int,
+                       should_stop: interrupts.StopCheck | None = None):
   """Pretrains on `dataset`, saves the extractor, returns (variables, meta).
 
   The state is saved after every epoch in `directory/pretrain_state/`; a
@@ -140,7 +172,7 @@ def pretrain_extractor(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
     log(f'  pretrain epoch {epoch}/{pretrain.epochs} | loss {loss:.4f} | '
         f'{time.perf_counter() - start:.0f}s')
   variables, accuracy, wall_time = pretrain_lib.pretrain(
-      arch, dataset, pretrain, seed, on_epoch, checkpoints)
+      arch, dataset, pretrain, seed, on_epoch, checkpoints, should_stop)
   meta = {'arch': arch.name, 'dataset': dataset.name, 'data': dataset.label,
           'classes': np.unique(dataset.train_labels).tolist(),
           'epochs': pretrain.epochs, 'augment': pretrain.augment,
@@ -166,7 +198,8 @@ def class_subset(dataset: data_lib.Dataset, num_classes: int,
 
 
 def get_extractor(config: config_lib.RunConfig, directory: str,
-                  cifar10: data_lib.Dataset):
+                  cifar10: data_lib.Dataset,
+                  should_stop: interrupts.StopCheck | None = None):
   """Loads the extractor in `directory`, or makes one there: pretrained on
   `config.extractor_classes` CIFAR-10 classes, or (0 classes) randomly
   initialised."""
@@ -184,12 +217,13 @@ def get_extractor(config: config_lib.RunConfig, directory: str,
   subset = class_subset(cifar10, config.extractor_classes,
                         config.extractor_seed)
   return pretrain_extractor(arch, subset, directory, config.extractor,
-                            config.extractor_seed)
+                            config.extractor_seed, should_stop)
 
 
 def run(config: config_lib.RunConfig, workdir: str, *,
         data_dir: str | None = None, extractor_dir: str | None = None,
-        mesh: jax.sharding.Mesh | None = None) -> dict:
+        mesh: jax.sharding.Mesh | None = None,
+        should_stop: interrupts.StopCheck | None = None) -> dict:
   """Runs `config` in `workdir` and returns its `results.json` record.
 
   Args:
@@ -200,6 +234,9 @@ def run(config: config_lib.RunConfig, workdir: str, *,
     extractor_dir: a pretrained extractor (default `WORKDIR/extractor`,
       pretrained there if absent).
     mesh: spread every batch over this mesh's devices (`sharding.data_mesh`).
+    should_stop: polled at the safe points (after every chunk, task and
+      pretraining epoch); True checkpoints and raises
+      `interrupts.Interrupted` (binaries: SIGINT and SIGTERM).
 
   Raises:
     ValueError: bad input (a workdir of another run, a missing dataset, an
@@ -215,20 +252,37 @@ def run(config: config_lib.RunConfig, workdir: str, *,
                            replay_size=cont.replay_size)
   extractor_dir = extractor_dir or os.path.join(workdir, 'extractor')
   dataset, cifar10 = load_datasets(config, data_dir, extractor_dir)
+  check_workdir_data(workdir, dataset)
   try:
     os.makedirs(workdir, exist_ok=True)
-    checkpoint.write_json_atomic(os.path.join(workdir, CONFIG_FILE),
-                                 config.identity())
   except OSError as e:
     raise ValueError(f'workdir {workdir} is not writable ({e.strerror})'
                      ) from None
-  with jax.default_matmul_precision(config.precision):
-    return _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
-                program_start)
+  try:
+    with lock.hold(workdir, jax.process_index()):
+      # Checked again under the lock: another process may have written.
+      check_workdir_config(workdir, config)
+      check_workdir_data(workdir, dataset)
+      checkpoint.write_json_atomic(os.path.join(workdir, CONFIG_FILE),
+                                   config.identity())
+      checkpoint.write_json_atomic(
+          os.path.join(workdir, DATA_FILE),
+          {'dataset': dataset.name, 'fingerprint': dataset.fingerprint(),
+           'source': dataset.source})
+      with jax.default_matmul_precision(config.precision):
+        return _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
+                    program_start, should_stop)
+  except OSError as e:
+    if e.filename is None or not os.path.abspath(e.filename).startswith(
+        os.path.abspath(workdir)):
+      raise
+    raise WorkdirWriteError(f'cannot write in workdir {workdir} '
+                            f'({e.strerror}: {e.filename}); rerun the same '
+                            'command to resume') from None
 
 
 def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
-         program_start):
+         program_start, should_stop):
   cont = config.continual
   extractor = extractor_meta = None
   pretrain_s = 0.0
@@ -240,7 +294,8 @@ def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
     test = data_lib.normalise(dataset.test_images, mean, std)
   else:
     start = time.perf_counter()
-    extractor, extractor_meta = get_extractor(config, extractor_dir, cifar10)
+    extractor, extractor_meta = get_extractor(config, extractor_dir, cifar10,
+                                              should_stop)
     pretrain_s = time.perf_counter() - start
     train, test = features_lib.cached_features(
         config.arch, extractor, extractor_meta['fingerprint'], dataset,
@@ -271,7 +326,7 @@ def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
           f'({config.mfid.reference_epochs} epochs, all classes)')
       reference = mfid_lib.train_reference(
           config.arch, *train, seed=0, epochs=config.mfid.reference_epochs,
-          batch_size=cont.batch_size)
+          batch_size=cont.batch_size, should_stop=should_stop)
     progress.start_run(label)
     checkpoints = checkpoint.RunCheckpointer(
         group_dir, config.loop.checkpoint_every,
@@ -297,7 +352,8 @@ def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
     start = time.perf_counter()
     try:
       hooks = continual.Hooks(on_chunk=progress, on_metrics=on_metrics,
-                              on_evaluated=on_evaluated, on_resume=on_resume)
+                              on_evaluated=on_evaluated, on_resume=on_resume,
+                              should_stop=should_stop)
       results = continual.run_seeds(cont, train, test, group,
                                     batched=len(group) > 1, hooks=hooks,
                                     mesh=mesh, checkpoints=checkpoints)
@@ -330,6 +386,7 @@ def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
       extra={'extractor': {k: v for k, v in (extractor_meta or {}).items()
                            if k != 'wall_time_s'} or extractor_meta,
              'dataset': dataset.name,
+             'data_fingerprint': dataset.fingerprint(),
              'devices': 1 if mesh is None else int(mesh.devices.size)},
       name=config.name)
   timing = record['timing']

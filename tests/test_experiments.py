@@ -183,6 +183,8 @@ def test_bad_input_is_one_line_and_exit_2(data_dir, tmp_path, args, message):
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and message in lines[0], proc.stderr
   assert 'Traceback' not in proc.stderr
+  # Nothing was written: the workdir is still absent.
+  assert not os.path.exists(tmp_path / 'w')
 
 
 @pytest.mark.skipif(

@@ -1,6 +1,8 @@
 """Checkpoint and resume, the NaN guard, refusing a mixed workdir, and
 bit-identical reruns (issue 5)."""
 
+import errno
+import functools
 import json
 import os
 import shutil
@@ -15,6 +17,8 @@ import numpy as np
 import pytest
 
 from plr_jax.io import checkpoint
+from plr_jax.io import interrupts
+from plr_jax.io import lock
 from plr_jax.train import continual
 from tests import fake_data
 from tests import test_continual
@@ -60,6 +64,147 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
                                 b.state.prev_generator)
 
 
+def _assert_same_results(a_results, b_results):
+  for a, b in zip(a_results, b_results):
+    np.testing.assert_array_equal(a.accuracy, b.accuracy)
+    for x, y in zip(a.losses, b.losses):
+      chex.assert_trees_all_equal(x, y)
+    chex.assert_trees_all_equal(a.state.classifier, b.state.classifier)
+    chex.assert_trees_all_equal(a.state.generator, b.state.generator)
+
+
+def _stopped_run(directory, stop_at=(2, 30)):
+  """The tiny run of two seeds stopped by `should_stop` once the chunk
+  ending at `stop_at` (task, iteration) is done; checkpoints only at task
+  ends and at the stop."""
+  params, train, test = test_continual._data()  # pylint: disable=protected-access
+  progress = []
+  hooks = continual.Hooks(on_chunk=lambda t, d: progress.append((t, d)),
+                          should_stop=lambda: progress[-1] == stop_at)
+  with pytest.raises(interrupts.Interrupted) as stopped:
+    continual.run_seeds(test_continual.CONFIG, train, test, [0, 1],
+                        classifier_params=params, hooks=hooks,
+                        checkpoints=checkpoint.RunCheckpointer(directory))
+  return stopped.value
+
+
+@functools.lru_cache(maxsize=None)
+def _whole_run():
+  params, train, test = test_continual._data()  # pylint: disable=protected-access
+  return continual.run_seeds(test_continual.CONFIG, train, test, [0, 1],
+                             classifier_params=params)
+
+
+def _resume(directory):
+  params, train, test = test_continual._data()  # pylint: disable=protected-access
+  return continual.run_seeds(test_continual.CONFIG, train, test, [0, 1],
+                             classifier_params=params,
+                             checkpoints=checkpoint.RunCheckpointer(directory))
+
+
+def test_a_stop_request_checkpoints_where_it_stops(tmp_path):
+  directory = str(tmp_path / 'stop')
+  stopped = _stopped_run(directory)
+  assert stopped.where == 'task 2, iteration 30 (seeds 0,1)'
+  assert str(stopped).endswith('rerun the same command to resume')
+  latest = json.load(open(os.path.join(directory, 'latest.json')))
+  assert (latest['task'], latest['done']) == (2, 30)
+  _assert_same_results(_whole_run(), _resume(directory))
+
+
+def test_a_damaged_checkpoint_is_named_in_one_line(tmp_path):
+  """Detected, not skipped: only the latest checkpoint is kept (an ARCH1
+  state is 240 MB), so there is no earlier one to fall back on."""
+  good = str(tmp_path / 'good')
+  _stopped_run(good)
+  name = json.load(open(os.path.join(good, 'latest.json')))['name']
+
+  def damaged(how):
+    directory = str(tmp_path / how)
+    shutil.copytree(good, directory)
+    if how == 'missing_step':
+      with open(os.path.join(directory, 'latest.json'), 'w') as fh:
+        json.dump({'task': 2, 'done': 40, 'name': 'task002_iter0000040'}, fh)
+    elif how == 'bad_pointer':
+      with open(os.path.join(directory, 'latest.json'), 'w') as fh:
+        fh.write('{"task": 2, "do')
+    elif how == 'truncated_state':
+      for root, _, files in os.walk(os.path.join(directory, name)):
+        for f in files:
+          path = os.path.join(root, f)
+          os.truncate(path, os.path.getsize(path) // 2)
+    elif how == 'truncated_arrays':
+      path = os.path.join(directory, name + '.npz')
+      os.truncate(path, os.path.getsize(path) // 2)
+    return directory
+
+  for how, message in [('missing_step', 'is missing'),
+                       ('bad_pointer', 'is unreadable'),
+                       ('truncated_state', 'is damaged'),
+                       ('truncated_arrays', 'is damaged')]:
+    directory = damaged(how)
+    with pytest.raises(checkpoint.CheckpointError) as error:
+      _resume(directory)
+    text = str(error.value)
+    assert message in text and directory in text, (how, text)
+    assert '\n' not in text, (how, text)
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path,
+                                                         monkeypatch):
+  directory = str(tmp_path / 'full')
+  real_savez = checkpoint.np.savez
+  calls = []
+
+  def disk_full_on_the_third_save(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3:
+      raise OSError(errno.ENOSPC, 'No space left on device')
+    return real_savez(*args, **kwargs)
+  monkeypatch.setattr(checkpoint.np, 'savez', disk_full_on_the_third_save)
+  with pytest.raises(checkpoint.CheckpointWriteError,
+                     match='No space left on device.*the previous '
+                     'checkpoint is kept'):
+    _resume(directory)  # checkpoints after tasks 1, 2 and 3
+  monkeypatch.undo()
+  latest = json.load(open(os.path.join(directory, 'latest.json')))
+  assert (latest['task'], latest['done']) == (3, 0)
+  # Nothing of the failed write is left; the rerun resumes from task 3.
+  assert sorted(os.listdir(directory)) == ['latest.json', latest['name'],
+                                           latest['name'] + '.npz']
+  _assert_same_results(_whole_run(), _resume(directory))
+
+
+def test_one_process_per_workdir(tmp_path):
+  workdir = str(tmp_path / 'busy')
+  with lock.hold(workdir):
+    with pytest.raises(lock.WorkdirBusyError,
+                       match=f'in use by process {os.getpid()}'):
+      with lock.hold(workdir):
+        pass
+  # A lock left by a killed process does not block.
+  holder = subprocess.Popen(
+      [sys.executable, '-c', 'import sys, time; sys.path.insert(0, sys.argv[1]);'
+       'from plr_jax.io import lock; '
+       'ctx = lock.hold(sys.argv[2]); ctx.__enter__(); print("held", '
+       'flush=True); time.sleep(600)', ROOT, workdir],
+      stdout=subprocess.PIPE, text=True)
+  assert holder.stdout.readline().strip() == 'held'
+  with pytest.raises(lock.WorkdirBusyError, match=f'process {holder.pid}'):
+    with lock.hold(workdir):
+      pass
+  # A binary on the busy workdir: one line naming the holder, exit 2.
+  data_dir = str(tmp_path / 'data')
+  fake_data.write_cifar10(data_dir, per_class_train=10, per_class_test=4)
+  proc = subprocess.run(_command(workdir, data_dir), cwd=ROOT, env=_env(),
+                        capture_output=True, text=True, timeout=600)
+  _one_line_refusal(proc, f'is in use by process {holder.pid}')
+  holder.kill()
+  holder.wait()
+  with lock.hold(workdir):
+    pass
+
+
 def test_non_finite_loss_stops_with_task_and_iteration(tmp_path):
   params, (x, y), test = test_continual._data()  # pylint: disable=protected-access
   config = test_continual.CONFIG
@@ -95,49 +240,89 @@ def _results_without_timing(workdir):
   return record
 
 
-def test_sigkill_mid_task_then_resume_gives_identical_results(tmp_path):
+def _done_so_far(latest):
+  """Iterations the checkpoint pointer `latest` says are done (0 if none)."""
+  try:
+    with open(latest) as fh:
+      where = json.load(fh)
+  except (OSError, ValueError):
+    return 0
+  return (where['task'] - 1) * 200 + where['done']
+
+
+def test_soak_20_sigkills_then_resume_gives_identical_results(tmp_path):
+  """A run killed with SIGKILL at 20 seeded-random moments (at random
+  points past random checkpoints, so inside checkpoint writes too, and
+  during start-up) and resumed after each ends with the results, and the
+  logs, of an uninterrupted run."""
   data_dir = str(tmp_path / 'data')
   fake_data.write_cifar10(data_dir, per_class_train=10, per_class_test=4)
   workdir = str(tmp_path / 'run')
-  # Uninterrupted. The run below, half of which comes from another process,
-  # must reproduce it bit for bit: reruns are deterministic (timing aside).
+  # Uninterrupted. Reruns are deterministic (timing aside).
   subprocess.run(_command(workdir, data_dir), cwd=ROOT, env=_env(),
                  check=True, capture_output=True, timeout=600)
-  records = [_results_without_timing(workdir)]
+  uninterrupted = _results_without_timing(workdir)
+  assert len(uninterrupted['data_fingerprint']) == 16
   shutil.move(workdir, str(tmp_path / 'first'))
-  # Killed with SIGKILL in the middle of task 2, then the same command again.
-  proc = subprocess.Popen(_command(workdir, data_dir), cwd=ROOT, env=_env(),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   latest = os.path.join(workdir, 'checkpoints', 'seeds_0', 'latest.json')
-  deadline = time.time() + 600
-  while time.time() < deadline and proc.poll() is None:
-    try:
-      with open(latest) as fh:
-        where = json.load(fh)
-      if where['task'] == 2 and where['done'] >= 40:
-        break
-    except (OSError, ValueError):
-      pass
-    time.sleep(0.01)
-  assert proc.poll() is None, 'the run ended before it could be killed'
-  os.kill(proc.pid, signal.SIGKILL)
-  proc.wait()
-  assert not os.path.exists(os.path.join(workdir, 'results.json'))
+  rng = np.random.default_rng(20261202)
+  # 2 tasks x 200 iterations, a checkpoint every 20; the last targets stay
+  # clear of the run's end, so that every process is still running when
+  # it is killed.
+  targets = np.sort(rng.integers(0, 340, size=20))
+  resumes = 0
+  for target in targets:
+    proc = subprocess.Popen(_command(workdir, data_dir), cwd=ROOT, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 300
+    while (proc.poll() is None and _done_so_far(latest) < target
+           and time.time() < deadline):
+      time.sleep(0.005)
+    time.sleep(rng.uniform(0.0, 0.3))
+    assert proc.poll() is None, 'the run ended before it could be killed'
+    os.kill(proc.pid, signal.SIGKILL)
+    resumes += 'resuming from task' in proc.communicate()[1]
+    assert not os.path.exists(os.path.join(workdir, 'results.json'))
+  assert resumes >= 5, resumes  # many kills came after a resume
   resumed = subprocess.run(_command(workdir, data_dir), cwd=ROOT, env=_env(),
                            capture_output=True, text=True, timeout=600)
   assert resumed.returncode == 0, resumed.stderr[-2000:]
-  assert 'resuming from task 2, iteration' in resumed.stderr
-  assert _results_without_timing(workdir) == records[0]
-  # The CSV logs too: what the killed process wrote past its checkpoint was
+  assert 'resuming from task' in resumed.stderr
+  assert _results_without_timing(workdir) == uninterrupted
+  # The CSV logs too: what a killed process wrote past its checkpoint was
   # dropped before the rerun wrote it again.
   for name in ('metrics.csv', 'accuracy.csv'):
     with open(os.path.join(workdir, 'logs', 'seed_0', name)) as fh:
       resumed_log = fh.read()
     with open(os.path.join(tmp_path, 'first', 'logs', 'seed_0', name)) as fh:
       assert resumed_log == fh.read(), name
-  # A finished run is not run again; other flags are refused.
-  rerun = subprocess.run(_command(workdir, data_dir), cwd=ROOT, env=_env(),
-                         capture_output=True, text=True, timeout=600)
+  _check_finished_workdir(tmp_path, workdir, data_dir)
+
+
+def _one_line_refusal(proc, message):
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and message in lines[0], lines
+
+
+def _snapshot(directory):
+  """Every file under `directory` with its size and modification time."""
+  out = {}
+  for root, _, files in os.walk(directory):
+    for f in files:
+      stat = os.stat(os.path.join(root, f))
+      out[os.path.join(root, f)] = (stat.st_size, stat.st_mtime_ns)
+  return out
+
+
+def _check_finished_workdir(tmp_path, workdir, data_dir):
+  """What a finished workdir accepts and refuses; a refusal changes
+  nothing in it."""
+  run = functools.partial(subprocess.run, cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=600)
+  # A finished run is not run again.
+  rerun = run(_command(workdir, data_dir))
   assert 'finished in an earlier run' in rerun.stderr
   # A workdir from before a config field existed resumes when the field is
   # at its default.
@@ -147,16 +332,23 @@ def test_sigkill_mid_task_then_resume_gives_identical_results(tmp_path):
   assert recorded['continual'].pop('targets_after_update') is True
   with open(config_path, 'w') as fh:
     json.dump(recorded, fh)
-  older = subprocess.run(_command(workdir, data_dir), cwd=ROOT, env=_env(),
-                         capture_output=True, text=True, timeout=600)
+  older = run(_command(workdir, data_dir))
   assert 'finished in an earlier run' in older.stderr, older.stderr[-2000:]
-  other = subprocess.run(
-      _command(workdir, data_dir, '--strategy=ir'), cwd=ROOT, env=_env(),
-      capture_output=True, text=True, timeout=600)
-  assert other.returncode == 2
-  lines = other.stderr.strip().splitlines()
-  assert len(lines) == 1 and 'holds a run of another configuration' in lines[0]
-  assert 'continual.strategy: [0.5, 0.5] there, [1.0, 0.0] now' in lines[0], lines
+  before = _snapshot(workdir)
+  _one_line_refusal(
+      run(_command(workdir, data_dir, '--strategy=ir')),
+      'continual.strategy: [0.5, 0.5] there, [1.0, 0.0] now')
+  _one_line_refusal(run(_command(workdir, data_dir, '--seeds=0,1')),
+                    'holds a run of seeds 0, not 0,1')
+  # Other images: refused, whatever their directory.
+  other = str(tmp_path / 'other_data')
+  fake_data.write_cifar10(other, per_class_train=10, per_class_test=4,
+                          seed=5)
+  _one_line_refusal(run(_command(workdir, other)),
+                    'holds a run on other cifar10 data')
+  _one_line_refusal(run(_command(workdir, data_dir, '--precision=fp16')),
+                    "got 'fp16'")
+  assert _snapshot(workdir) == before
 
 
 def test_extractor_of_another_architecture_is_refused(tmp_path):
@@ -297,3 +489,92 @@ def test_metrics_log_of_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
   resumed_a = [s for s in _tensorboard_scalars(
       str(tmp_path / 'resumed' / 'seed_3')) if s[0] == 'a']
   assert sorted({s[1] for s in resumed_a}) == [10, 20, 30, 40, 50, 60]
+
+
+def _c100_command(workdir, data_dir):
+  return [sys.executable, '-m', 'experiments.split_cifar100',
+          f'--workdir={workdir}', f'--data_dir={data_dir}', '--preset=tiny',
+          '--seeds=0,1', '--strategy=0.3,0.7', '--pretrain_epochs=20',
+          '--checkpoint_every=10', '--set=loop.checkpoint_min_secs=0',
+          '--set=data_label=fake', '--set=mfid.reference_epochs=400']
+
+
+def _interrupt_when(command, trigger, signum):
+  """Starts `command`, sends `signum` once a stderr line contains `trigger`;
+  returns (exit code, stderr after the trigger)."""
+  proc = subprocess.Popen(command, cwd=ROOT, env=_env(), text=True,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  seen = []
+  for line in proc.stderr:
+    seen.append(line)
+    if trigger in line:
+      proc.send_signal(signum)
+      break
+  else:
+    raise AssertionError(f'{trigger!r} never came: {"".join(seen)[-2000:]}')
+  rest = proc.stderr.read()
+  return proc.wait(timeout=600), rest
+
+
+def test_sigint_and_sigterm_stop_cleanly_and_the_run_resumes(tmp_path):
+  """A signal during pretraining, the mFID reference training, mid-task and
+  during compilation: each stops at the next safe point with one line and
+  128 + the signal's number; the run finished by the last rerun equals an
+  uninterrupted one."""
+  data_dir = str(tmp_path / 'data')
+  fake_data.write_cifar10(data_dir, per_class_train=10, per_class_test=4)
+  fake_data.write_cifar100(data_dir, per_class_train=4, per_class_test=2)
+  whole = str(tmp_path / 'whole')
+  subprocess.run(_c100_command(whole, data_dir), cwd=ROOT, env=_env(),
+                 check=True, capture_output=True, timeout=600)
+  workdir = str(tmp_path / 'run')
+  command = _c100_command(workdir, data_dir)
+  moments = [('pretrain epoch 1/20', signal.SIGINT, 'the extractor pretraining'),
+             ('training the mFID reference', signal.SIGTERM, 'the mFID reference'),
+             ('task 2/10 iter', signal.SIGINT, 'task '),
+             ('resuming from task', signal.SIGTERM, 'task ')]
+  for trigger, signum, where in moments:
+    code, rest = _interrupt_when(command, trigger, signum)
+    assert code == 128 + signum, (trigger, rest[-2000:])
+    lines = rest.strip().splitlines()
+    assert lines[-1].startswith(f'interrupted at {where}'), (trigger, rest)
+    assert lines[-1].endswith('rerun the same command to resume'), lines
+    assert 'Traceback' not in rest and 'Fatal Python error' not in rest, rest
+    assert not os.path.exists(os.path.join(workdir, 'results.json'))
+  done = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True,
+                        text=True, timeout=600)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert 'resuming from task' in done.stderr
+  assert _results_without_timing(workdir) == _results_without_timing(whole)
+
+
+def test_library_inputs_are_checked_with_the_expected_value():
+  from plr_jax.models import arch as arch_lib  # pylint: disable=g-import-not-at-top
+  from plr_jax.models import classifier as classifier_lib  # pylint: disable=g-import-not-at-top
+  from plr_jax.train import optim  # pylint: disable=g-import-not-at-top
+  from plr_jax.train import steps  # pylint: disable=g-import-not-at-top
+  tiny = arch_lib.PRESETS['tiny']
+  model = classifier_lib.Classifier(tiny)
+  variables = continual.init_classifier(tiny, jax.random.key(0))
+  # 32 x 32 images into the tiny architecture (8 x 8 x 3).
+  with pytest.raises(ValueError, match=r'tiny images must have shape '
+                     r'\[batch, 8, 8, 3\], got \[2, 32, 32, 3\]'):
+    model.apply(variables, np.zeros((2, 32, 32, 3), np.float32))
+  with pytest.raises(ValueError, match='level-1 features must have shape'):
+    model.apply(variables, np.zeros((2, 5), np.float32), 1,
+                method=classifier_lib.Classifier.classify_from)
+  params, (x, y), test = test_continual._data()  # pylint: disable=protected-access
+  config = test_continual.CONFIG
+  cases = [
+      ((x[:, :-1], y), r'training level-0 features for tiny must have shape '
+       rf'\[rows, {x.shape[1]}\], got \[{x.shape[0]}, {x.shape[1] - 1}\]'),
+      ((x, y + tiny.num_classes), r'training labels must be in \[0, '
+       rf'{tiny.num_classes}\) for tiny'),
+      ((x, y[:-1]), 'one per row'),
+      ((x, y.astype(np.float32)), 'labels must be integers'),
+  ]
+  for train, message in cases:
+    with pytest.raises(ValueError, match=message):
+      continual.run_seeds(config, train, test, [0], classifier_params=params)
+  with pytest.raises(ValueError, match='3 entries but tiny has 2 levels'):
+    steps.make_classifier_step(tiny, optim.adam(), (0.2, 0.3, 0.5), 8)

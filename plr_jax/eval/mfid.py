@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from plr_jax.io import interrupts
 from plr_jax.models import classifier as classifier_lib
 from plr_jax.models import arch as arch_lib
 from plr_jax.train import continual
@@ -72,8 +73,12 @@ def _make_reference_epoch(arch, batch_size, steps_per_epoch, learning_rate):
 
 def train_reference(arch: arch_lib.ArchConfig, features: np.ndarray,
                     labels: np.ndarray, seed: int, epochs: int = 20,
-                    batch_size: int = 256, learning_rate: float = 1e-4):
-  """Trains the reference's hidden stack and head on all classes jointly."""
+                    batch_size: int = 256, learning_rate: float = 1e-4,
+                    should_stop: interrupts.StopCheck | None = None):
+  """Trains the reference's hidden stack and head on all classes jointly.
+
+  `should_stop` is polled after every epoch; True raises
+  `interrupts.Interrupted` (nothing is kept: a rerun trains it again)."""
   steps_per_epoch = max(1, len(labels) // batch_size)
   batch_size = min(batch_size, len(labels))
   tx, epoch = _make_reference_epoch(arch, batch_size, steps_per_epoch,
@@ -85,6 +90,9 @@ def train_reference(arch: arch_lib.ArchConfig, features: np.ndarray,
   features, labels = jnp.asarray(features), jnp.asarray(labels, jnp.int32)
   for e in range(epochs):
     carry = epoch(carry, features, labels, jax.random.fold_in(key, e + 1))
+    if e + 1 < epochs:
+      interrupts.check(should_stop, lambda e=e: (
+          f'the mFID reference training, epoch {e + 1}/{epochs}'))
   return carry[0]
 
 

@@ -32,6 +32,11 @@ class CheckpointError(ValueError):
   """A checkpoint that is missing, unreadable or of another architecture."""
 
 
+class CheckpointWriteError(RuntimeError):
+  """A checkpoint could not be written (e.g. the disk is full); the previous
+  one, if any, is still the latest and intact."""
+
+
 def extractor_spec(arch: arch_lib.ArchConfig) -> dict:
   """The fields of `arch` that shape the extractor."""
   spec = dataclasses.asdict(arch)
@@ -212,18 +217,36 @@ def _commit(directory: str, prefix: str, suffix: str, tree, arrays: dict,
             info: dict) -> None:
   """Writes `tree` (orbax) and `arrays` (.npz) as checkpoint
   `prefix + suffix`, then points `latest.json` at it, then deletes the
-  older checkpoints (the other entries named `prefix...`)."""
+  older checkpoints (the other entries named `prefix...`).
+
+  Raises:
+    CheckpointWriteError: a write failed; what it left is removed and
+      `latest.json` still names the previous checkpoint.
+  """
   name = prefix + suffix
-  os.makedirs(directory, exist_ok=True)
   path = os.path.abspath(os.path.join(directory, name))
-  checkpointer = ocp.StandardCheckpointer()
-  checkpointer.save(path, tree, force=True)
-  checkpointer.wait_until_finished()
-  tmp = f'{path}.npz.tmp.{os.getpid()}.npz'
-  np.savez(tmp, **arrays)
-  os.replace(tmp, f'{path}.npz')
-  write_json_atomic(os.path.join(directory, 'latest.json'),
-                    {**info, 'name': name})
+  if _pointed_name(directory) == name:
+    return  # this very checkpoint is already the latest (runs are deterministic)
+  try:
+    os.makedirs(directory, exist_ok=True)
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(path, tree, force=True)
+    checkpointer.wait_until_finished()
+    tmp = f'{path}.npz.tmp.{os.getpid()}.npz'
+    np.savez(tmp, **arrays)
+    os.replace(tmp, f'{path}.npz')
+    write_json_atomic(os.path.join(directory, 'latest.json'),
+                      {**info, 'name': name})
+  except Exception as e:  # pylint: disable=broad-except
+    # orbax wraps what its threads raise; the cause is in the chain.
+    shutil.rmtree(path, ignore_errors=True)
+    for leftover in (f'{path}.npz', f'{path}.npz.tmp.{os.getpid()}.npz'):
+      if os.path.exists(leftover):
+        os.remove(leftover)
+    raise CheckpointWriteError(
+        f'cannot write checkpoint {path} ({_one_line(e)}); the previous '
+        'checkpoint is kept: rerun the same command to resume once that is '
+        'fixed') from e
   for entry in os.listdir(directory):
     if entry.startswith(prefix) and not entry.startswith(name):
       old = os.path.join(directory, entry)
@@ -231,6 +254,25 @@ def _commit(directory: str, prefix: str, suffix: str, tree, arrays: dict,
         shutil.rmtree(old, ignore_errors=True)
       else:
         os.remove(old)
+
+
+def _pointed_name(directory: str) -> str | None:
+  try:
+    with open(os.path.join(directory, 'latest.json')) as fh:
+      return json.load(fh).get('name')
+  except (OSError, ValueError, AttributeError):
+    return None
+
+
+def _one_line(error: BaseException, limit: int = 200) -> str:
+  """`Type: message` of `error` (or of the OSError in its chain), on one
+  line."""
+  cause = error
+  while cause is not None and not isinstance(cause, OSError):
+    cause = cause.__cause__ or cause.__context__
+  chosen = cause or error
+  text = ' '.join(str(chosen).split())[:limit]
+  return f'{type(chosen).__name__}: {text}'
 
 
 def _latest(directory: str, template_tree):
@@ -242,9 +284,18 @@ def _latest(directory: str, template_tree):
   pointer = os.path.join(directory, 'latest.json')
   if not os.path.isfile(pointer):
     return None
-  with open(pointer) as fh:
-    info = json.load(fh)
-  path = os.path.abspath(os.path.join(directory, info['name']))
+  try:
+    with open(pointer) as fh:
+      info = json.load(fh)
+    path = os.path.abspath(os.path.join(directory, info['name']))
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise CheckpointError(
+        f'checkpoint pointer {pointer} is unreadable ({_one_line(e)}); '
+        f'delete {directory} to start this run over') from None
+  if not os.path.isdir(path) or not os.path.isfile(f'{path}.npz'):
+    raise CheckpointError(
+        f'checkpoint {path}, named by {pointer}, is missing; delete '
+        f'{directory} to start this run over')
   target = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
       template_tree)
@@ -253,8 +304,9 @@ def _latest(directory: str, template_tree):
     with np.load(f'{path}.npz') as npz:
       arrays = dict(npz)
   except Exception as e:  # pylint: disable=broad-except
-    raise CheckpointError(f'cannot read checkpoint {path}: '
-                          f'{type(e).__name__}: {str(e)[:200]}') from e
+    raise CheckpointError(
+        f'checkpoint {path} is damaged ({_one_line(e)}); delete {directory} '
+        'to start this run over') from None
   return tree, arrays, info
 
 

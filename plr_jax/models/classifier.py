@@ -59,6 +59,8 @@ class Classifier(nn.Module):
 
   def extract(self, images: jax.Array, train: bool = False) -> jax.Array:
     """Level-0 features [B, D_0]; batch norm uses batch stats if `train`."""
+    layers.check_rows(images, self.arch.image_shape,
+                      f'{self.arch.name} images')
     return self.extractor(images, train)
 
   def levels(self, features: jax.Array
@@ -71,6 +73,8 @@ class Classifier(nn.Module):
     Returns:
       `(logits, (level_0, .., level_{N-1}))`.
     """
+    layers.check_rows(features, (self.arch.feature_dim,),
+               f'{self.arch.name} level-0 features')
     out = [features]
     h = features
     for j in range(1, self.arch.num_levels + 1):
@@ -96,6 +100,8 @@ class Classifier(nn.Module):
       raise ValueError(
           f'level {level} out of range for {self.arch.name} '
           f'({self.arch.num_levels} levels)')
+    layers.check_rows(features, (self.arch.level_dims[level],),
+               f'{self.arch.name} level-{level} features')
     h = features
     for j in range(level + 1, self.arch.num_levels + 1):
       h = nn.relu(self.fc[str(j)](h))

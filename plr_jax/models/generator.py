@@ -57,6 +57,8 @@ class Generator(nn.Module):
 
   def encode(self, features: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Latent mean and log-variance [B, z] of level-0 features [B, D_0]."""
+    layers.check_rows(features, (self.arch.feature_dim,),
+                      f'{self.arch.name} level-0 features')
     h = features
     for j in range(1, self.arch.num_levels + 1):
       h = nn.relu(self.enc[str(j)](h))

@@ -247,3 +247,13 @@ LOGVAR_RANGE = (-20.0, 10.0)
 def clip_logvar(logvar: jax.Array) -> jax.Array:
   """`logvar` clipped to `LOGVAR_RANGE` (a numerical guard, see above)."""
   return jnp.clip(logvar, *LOGVAR_RANGE)
+
+
+def check_rows(x: jax.Array, shape: tuple[int, ...], what: str) -> None:
+  """ValueError unless `x` is a batch of rows of `shape` ([B, *shape]),
+  naming the expected and the given shape (shapes are static: this runs
+  when a jitted function is traced, at no cost afterwards)."""
+  if tuple(x.shape[1:]) != tuple(shape):
+    raise ValueError(f'{what} must have shape [batch, '
+                     f'{", ".join(map(str, shape))}], got '
+                     f'{list(x.shape)}')

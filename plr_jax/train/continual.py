@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from plr_jax.io import checkpoint as checkpoint_lib
+from plr_jax.io import interrupts
 from plr_jax.models import classifier as classifier_lib
 from plr_jax.models import arch as arch_lib
 from plr_jax.eval import accuracy as evaluation
@@ -332,12 +333,16 @@ class Hooks:
       (reuses) the state's buffers: copy what you keep, e.g. with
       `jax.device_get`. With seeds batched, the state has the seed axis.
     on_resume: `(task, done)` where a run resumes from a checkpoint.
+    should_stop: polled after every chunk and task; when it returns True
+      the run checkpoints (if it has checkpoints) and raises
+      `interrupts.Interrupted` naming the task and iteration.
   """
   on_chunk: Callable[[int, int], None] | None = None
   on_metrics: Callable[[int, int, dict], None] | None = None
   on_evaluated: Callable[[int, np.ndarray], None] | None = None
   on_task_end: Callable[[int, steps.PLRState], None] | None = None
   on_resume: Callable[[int, int], None] | None = None
+  should_stop: interrupts.StopCheck | None = None
 
   def call(self, name: str, *args) -> None:
     hook = getattr(self, name)
@@ -484,6 +489,8 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
     return [run_seeds(config, train, test, [s], batched=False,
                       classifier_params=classifier_params, hooks=hooks,
                       mesh=mesh)[0] for s in seeds]
+  check_data(config, train, 'training')
+  check_data(config, test, 'test')
   splits = [task_split(config, s, train[1], test[1]) for s in seeds]
   place = functools.partial(sharding.replicate, mesh)
   features = place(jnp.asarray(train[0]))
@@ -504,11 +511,9 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
       hooks.call('on_resume', first_task, first_done)
   for t in range(first_task, config.num_tasks + 1):
     data = task_data(config, splits, seeds, t, batched)
-    if t != first_task:
-      first_done, progress.chunks = 0, []
+    done = first_done if t == first_task else 0
     state = _train_task(config, run_chunk, state, features, labels, data, t,
-                        first_done, progress, seeds, batched, checkpoints,
-                        hooks)
+                        done, progress, seeds, batched, checkpoints, hooks)
     progress.end_task(batched)
     for i, split in enumerate(splits):
       params = jax.tree.map((lambda x: x[i]) if batched else (lambda x: x),
@@ -519,6 +524,9 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
     if checkpoints is not None:
       checkpoints.save(state, t + 1, 0, progress.pack())
     hooks.call('on_task_end', t, state)
+    if t < config.num_tasks:
+      interrupts.check(hooks.should_stop,
+                       lambda t=t: _where(t + 1, 0, seeds))
   results = []
   for i, split in enumerate(splits):
     seed_state = (jax.tree.map(lambda x: x[i], state) if batched else state)
@@ -526,6 +534,32 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
                           losses=progress.histories[i],
                           class_order=split.order))
   return results
+
+
+def check_data(config: ContinualConfig, data: tuple[np.ndarray, np.ndarray],
+               split: str) -> None:
+  """ValueError unless `data` is (rows, labels) the run can take: images of
+  the architecture's shape (`config.inputs == "images"`) or its level-0
+  features, one integer label in [0, classes) per row."""
+  arch = config.arch
+  x, y = data
+  if config.inputs == 'images':
+    want, what = tuple(arch.image_shape), 'images'
+  else:
+    want, what = (arch.feature_dim,), 'level-0 features'
+  if tuple(np.shape(x)[1:]) != want:
+    raise ValueError(f'{split} {what} for {arch.name} must have shape '
+                     f'[rows, {", ".join(map(str, want))}], got '
+                     f'{list(np.shape(x))}')
+  y = np.asarray(y)
+  if y.shape != (np.shape(x)[0],):
+    raise ValueError(f'{split} labels must have shape [{np.shape(x)[0]}] '
+                     f'(one per row), got {list(y.shape)}')
+  if not np.issubdtype(y.dtype, np.integer):
+    raise ValueError(f'{split} labels must be integers, got {y.dtype}')
+  if len(y) and (y.min() < 0 or y.max() >= arch.num_classes):
+    raise ValueError(f'{split} labels must be in [0, {arch.num_classes}) '
+                     f'for {arch.name}, got {y.min()} .. {y.max()}')
 
 
 def _train_task(config, run_chunk, state, features, labels, data, task, done,
@@ -544,9 +578,24 @@ def _train_task(config, run_chunk, state, features, labels, data, task, done,
     hooks.call('on_metrics', task, done, metrics)
     done += length
     hooks.call('on_chunk', task, done)
+    saved = False
     if every and done < config.iters_per_task and checkpoints.due(done):
       checkpoints.save(state, task, done, progress.pack())
+      saved = True
+    if (done < config.iters_per_task and hooks.should_stop is not None
+        and hooks.should_stop()):
+      # A chunk boundary is a resume point like any other: the rerun's
+      # chunks end where this run's would have.
+      if checkpoints is not None and not saved:
+        checkpoints.save(state, task, done, progress.pack())
+      raise interrupts.Interrupted(_where(task, done, seeds))
   return state
+
+
+def _where(task, done, seeds) -> str:
+  names = ','.join(str(s) for s in seeds)
+  return (f'task {task}, iteration {done} '
+          f'(seed{"s" if len(seeds) > 1 else ""} {names})')
 
 
 def _evaluate(config, params, test, split, task) -> np.ndarray:
@@ -583,6 +632,7 @@ class _RunProgress:
           k: np.concatenate([c[k][:, i] if batched else c[k]
                              for c in self.chunks])
           for k in self.chunks[0]})
+    self.chunks = []
 
   def pack(self) -> dict[str, np.ndarray]:
     """Accuracy rows and losses so far, as flat arrays for a checkpoint."""

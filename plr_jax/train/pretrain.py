@@ -22,6 +22,7 @@ import numpy as np
 import optax
 
 from plr_jax.io import checkpoint as checkpoint_lib
+from plr_jax.io import interrupts
 from plr_jax.models import classifier as classifier_lib
 from plr_jax.models import arch as arch_lib
 from plr_jax.train import continual
@@ -91,7 +92,8 @@ def _make_epoch(arch: arch_lib.ArchConfig, config: PretrainConfig,
 def pretrain(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
              config: PretrainConfig, seed: int,
              on_epoch: Callable[[int, float], None] | None = None,
-             checkpoints: checkpoint_lib.EpochCheckpointer | None = None):
+             checkpoints: checkpoint_lib.EpochCheckpointer | None = None,
+             should_stop: interrupts.StopCheck | None = None):
   """Trains a classifier on `dataset` and returns its variables.
 
   Args:
@@ -104,6 +106,8 @@ def pretrain(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
     checkpoints: saves the state after every epoch; a pretraining found
       there (same architecture, data, hyper-parameters and seed; any number
       of epochs up to `config.epochs`) is continued instead of restarted.
+    should_stop: polled after every epoch (after its checkpoint); True
+      raises `interrupts.Interrupted`.
 
   Returns:
     `(variables, test_accuracy, wall_time_s)` for the whole classifier
@@ -163,6 +167,9 @@ def pretrain(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
           'wall_time_s': earlier_s + time.perf_counter() - start})
     if on_epoch is not None:
       on_epoch(e, loss)
+    if e < config.epochs:
+      interrupts.check(should_stop, lambda e=e: (
+          f'the extractor pretraining after epoch {e}/{config.epochs}'))
   variables = {'params': carry[0], 'batch_stats': carry[1]}
   test = data_lib.normalise(dataset.test_images, mean, std)
   features = evaluation.extract_features(arch, variables, test)
