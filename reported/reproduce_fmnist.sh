@@ -9,7 +9,9 @@ fm() { local name=$1; shift
   python -m experiments.fashion_mnist --workdir=$R/$name "$@" >> $R/$name.log 2>&1
   echo "$(date -u +%FT%TZ) $name rc=$?" >> $R/reproduce_fmnist.done; }
 fm fig5_gr_authors_command --setup=gr --preset=authors --seeds=0
-fm fig5_plr_ir_all --setup=ir_frozen --strategy=ir --seeds=0,1,2
+for m in all only_last_layer; do
+  fm fig5_plr_ir_$m --setup=ir_frozen --strategy=ir --recon_levels=$m --seeds=0,1,2
+done
 for s in 0.2,0.3,0.5 0.5,0.3,0.2; do
   for m in all only_last_layer; do
     fm fig5_plr_${s//,/_}_$m --setup=ir_frozen --strategy=$s --recon_levels=$m --seeds=0,1,2

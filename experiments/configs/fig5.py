@@ -136,8 +136,10 @@ def rows(preset: str = 'authors', seeds=(0, 1, 2)) -> list[presets.Row]:
   for setup in SETUPS:
     out.append(presets.Row(f'fig5_{setup}_authors_setup',
                          config(setup, seeds=seeds, preset=authors)))
-  out.append(presets.Row('fig5_plr_ir_all',
-                       config('ir_frozen', 'ir', seeds, paper)))
+  for mode in ('all', 'only_last_layer'):
+    out.append(presets.Row(f'fig5_plr_ir_{mode}',
+                         config('ir_frozen', 'ir', seeds, paper,
+                                recon_levels=mode)))
   for strategy in ('0.2,0.3,0.5', '0.5,0.3,0.2'):
     for mode in ('all', 'only_last_layer'):
       out.append(presets.Row(
