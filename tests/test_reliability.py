@@ -240,6 +240,11 @@ def _results_without_timing(workdir):
   return record
 
 
+# The soak's run: 2 tasks x 200 iterations, a checkpoint every 10.
+_SOAK_ITERS = 200
+_SOAK_FLAGS = (f'--iters_per_task={_SOAK_ITERS}', '--checkpoint_every=10')
+
+
 def _done_so_far(latest):
   """Iterations the checkpoint pointer `latest` says are done (0 if none)."""
   try:
@@ -247,45 +252,58 @@ def _done_so_far(latest):
       where = json.load(fh)
   except (OSError, ValueError):
     return 0
-  return (where['task'] - 1) * 200 + where['done']
+  return (where['task'] - 1) * _SOAK_ITERS + where['done']
 
 
 def test_soak_20_sigkills_then_resume_gives_identical_results(tmp_path):
-  """A run killed with SIGKILL at 20 seeded-random moments (at random
-  points past random checkpoints, so inside checkpoint writes too, and
-  during start-up) and resumed after each ends with the results, and the
-  logs, of an uninterrupted run."""
+  """A run killed with SIGKILL at 20 seeded-random moments and resumed after
+  each ends with the results, and the logs, of an uninterrupted run. Five
+  kills come at a random time after start-up begins (importing, loading,
+  compiling); fifteen once the run has passed a random iteration (the
+  targets at least 20 iterations apart, so that every one of these
+  processes resumes and makes progress before it is killed)."""
   data_dir = str(tmp_path / 'data')
   fake_data.write_cifar10(data_dir, per_class_train=10, per_class_test=4)
   workdir = str(tmp_path / 'run')
+  command = _command(workdir, data_dir, *_SOAK_FLAGS)
   # Uninterrupted. Reruns are deterministic (timing aside).
-  subprocess.run(_command(workdir, data_dir), cwd=ROOT, env=_env(),
-                 check=True, capture_output=True, timeout=600)
+  subprocess.run(command, cwd=ROOT, env=_env(), check=True,
+                 capture_output=True, timeout=600)
   uninterrupted = _results_without_timing(workdir)
   assert len(uninterrupted['data_fingerprint']) == 16
   shutil.move(workdir, str(tmp_path / 'first'))
   latest = os.path.join(workdir, 'checkpoints', 'seeds_0', 'latest.json')
   rng = np.random.default_rng(20261202)
-  # 2 tasks x 200 iterations, a checkpoint every 20; the last targets stay
-  # clear of the run's end, so that every process is still running when
-  # it is killed.
-  targets = np.sort(rng.integers(0, 340, size=20))
-  resumes = 0
-  for target in targets:
-    proc = subprocess.Popen(_command(workdir, data_dir), cwd=ROOT, env=_env(),
+  # Stay clear of the run's end, so every process is killed while running.
+  last, spacing, count = 2 * _SOAK_ITERS - 60, 20, 15
+  targets = (np.sort(rng.integers(0, last - spacing * count, size=count))
+             + spacing * np.arange(1, count + 1))
+  moments = [('progress', int(t)) for t in targets]
+  for position in np.sort(rng.choice(20, size=5, replace=False)):
+    moments.insert(int(position), ('start-up', rng.uniform(0.2, 2.0)))
+  resumed_and_progressed = 0
+  for kind, when in moments:
+    proc = subprocess.Popen(command, cwd=ROOT, env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
-    deadline = time.time() + 300
-    while (proc.poll() is None and _done_so_far(latest) < target
-           and time.time() < deadline):
-      time.sleep(0.005)
-    time.sleep(rng.uniform(0.0, 0.3))
+    if kind == 'start-up':
+      time.sleep(when)
+    else:
+      had_checkpoint = _done_so_far(latest) > 0
+      deadline = time.time() + 300
+      while (proc.poll() is None and _done_so_far(latest) < when
+             and time.time() < deadline):
+        time.sleep(0.002)
+      time.sleep(rng.uniform(0.0, 0.02))
     assert proc.poll() is None, 'the run ended before it could be killed'
     os.kill(proc.pid, signal.SIGKILL)
-    resumes += 'resuming from task' in proc.communicate()[1]
+    stderr = proc.communicate()[1]
+    if kind == 'progress' and had_checkpoint:
+      assert 'resuming from task' in stderr, stderr[-2000:]
+      resumed_and_progressed += 1
     assert not os.path.exists(os.path.join(workdir, 'results.json'))
-  assert resumes >= 5, resumes  # many kills came after a resume
-  resumed = subprocess.run(_command(workdir, data_dir), cwd=ROOT, env=_env(),
+  assert resumed_and_progressed >= count - 1
+  resumed = subprocess.run(command, cwd=ROOT, env=_env(),
                            capture_output=True, text=True, timeout=600)
   assert resumed.returncode == 0, resumed.stderr[-2000:]
   assert 'resuming from task' in resumed.stderr
@@ -297,7 +315,7 @@ def test_soak_20_sigkills_then_resume_gives_identical_results(tmp_path):
       resumed_log = fh.read()
     with open(os.path.join(tmp_path, 'first', 'logs', 'seed_0', name)) as fh:
       assert resumed_log == fh.read(), name
-  _check_finished_workdir(tmp_path, workdir, data_dir)
+  _check_finished_workdir(tmp_path, workdir, data_dir, _SOAK_FLAGS)
 
 
 def _one_line_refusal(proc, message):
@@ -316,13 +334,13 @@ def _snapshot(directory):
   return out
 
 
-def _check_finished_workdir(tmp_path, workdir, data_dir):
+def _check_finished_workdir(tmp_path, workdir, data_dir, flags):
   """What a finished workdir accepts and refuses; a refusal changes
   nothing in it."""
   run = functools.partial(subprocess.run, cwd=ROOT, env=_env(),
                           capture_output=True, text=True, timeout=600)
   # A finished run is not run again.
-  rerun = run(_command(workdir, data_dir))
+  rerun = run(_command(workdir, data_dir, *flags))
   assert 'finished in an earlier run' in rerun.stderr
   # A workdir from before a config field existed resumes when the field is
   # at its default.
@@ -332,22 +350,24 @@ def _check_finished_workdir(tmp_path, workdir, data_dir):
   assert recorded['continual'].pop('targets_after_update') is True
   with open(config_path, 'w') as fh:
     json.dump(recorded, fh)
-  older = run(_command(workdir, data_dir))
+  older = run(_command(workdir, data_dir, *flags))
   assert 'finished in an earlier run' in older.stderr, older.stderr[-2000:]
   before = _snapshot(workdir)
   _one_line_refusal(
-      run(_command(workdir, data_dir, '--strategy=ir')),
+      run(_command(workdir, data_dir, *flags, '--strategy=ir')),
       'continual.strategy: [0.5, 0.5] there, [1.0, 0.0] now')
-  _one_line_refusal(run(_command(workdir, data_dir, '--seeds=0,1')),
-                    'holds a run of seeds 0, not 0,1')
+  _one_line_refusal(
+      run(_command(workdir, data_dir, *flags, '--seeds=0,1')),
+      'holds a run of seeds 0, not 0,1')
   # Other images: refused, whatever their directory.
   other = str(tmp_path / 'other_data')
   fake_data.write_cifar10(other, per_class_train=10, per_class_test=4,
                           seed=5)
-  _one_line_refusal(run(_command(workdir, other)),
+  _one_line_refusal(run(_command(workdir, other, *flags)),
                     'holds a run on other cifar10 data')
-  _one_line_refusal(run(_command(workdir, data_dir, '--precision=fp16')),
-                    "got 'fp16'")
+  _one_line_refusal(
+      run(_command(workdir, data_dir, *flags, '--precision=fp16')),
+      "got 'fp16'")
   assert _snapshot(workdir) == before
 
 
