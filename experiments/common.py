@@ -92,14 +92,22 @@ def define_method_flags(recon_levels: bool = True) -> None:
                       "argmax, the reference's default) or auto (the "
                       "protocol's default).")
   if recon_levels:
-    flags.DEFINE_string('recon_levels', 'all', 'Levels the generator '
+    flags.DEFINE_string('recon_levels', 'auto', 'Levels the generator '
                         'reconstructs: all (every level for current and '
                         "replayed data: paper eq. 2, the reference's "
                         '--latent), only_last_layer (current data level 0 '
                         "only: the reference's --only-last-layer), used "
-                        '(the levels the strategy replays at) or classifier '
+                        '(the levels the strategy replays at), classifier '
                         '(level 0 only; replayed hidden levels from the '
-                        'previous classifier).')
+                        "previous classifier) or auto (the protocol's "
+                        'default: all for CIFAR-100, as the authors\' main '
+                        'scripts; only_last_layer for Fashion-MNIST networks '
+                        'with hidden levels, see docs/deviations.md).')
+
+
+def recon_levels() -> str | None:
+  """--recon_levels; None for auto (the protocol's default)."""
+  return None if FLAGS.recon_levels == 'auto' else FLAGS.recon_levels
 
 
 def define_extractor_flags() -> None:

@@ -57,7 +57,7 @@ def main():
   config = fig5.config(FLAGS.setup, FLAGS.strategy, (FLAGS.seed,),
                        FLAGS.preset, arch=FLAGS.arch,
                        replay_targets=common.replay_targets(),
-                       recon_levels=FLAGS.recon_levels)
+                       recon_levels=common.recon_levels())
   if FLAGS.iters_per_task:
     config = dataclasses.replace(config, continual=dataclasses.replace(
         config.continual, iters_per_task=FLAGS.iters_per_task))

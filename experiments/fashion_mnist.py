@@ -50,7 +50,7 @@ def main():
       FLAGS.setup, FLAGS.strategy, common.seeds(), FLAGS.preset,
       arch=FLAGS.arch, num_tasks=FLAGS.num_tasks,
       replay_targets=common.replay_targets(),
-      recon_levels=FLAGS.recon_levels, pixels=FLAGS.pixels))
+      recon_levels=common.recon_levels(), pixels=FLAGS.pixels))
   run.run(config, common.workdir(), data_dir=FLAGS.data_dir,
           mesh=common.mesh(), should_stop=common.STOP)
 

@@ -28,7 +28,7 @@ FLAGS = flags.FLAGS
 def main():
   config = common.finish(table2.config(
       FLAGS.arch, FLAGS.strategy, common.seeds(), FLAGS.preset,
-      mfid=FLAGS.mfid, recon_levels=FLAGS.recon_levels,
+      mfid=FLAGS.mfid, recon_levels=common.recon_levels() or 'all',
       replay_targets=common.replay_targets() or 'soft'))
   run.run(config, common.workdir(), data_dir=FLAGS.data_dir,
           extractor_dir=FLAGS.extractor_dir, mesh=common.mesh(),

@@ -249,3 +249,20 @@ def test_reproduce_lists_every_row_with_its_run_id(tmp_path):
   assert len(ids) == 8 and len(set(ids)) == 8, proc.stdout
   assert 'table1_arch1_0.3_0.7' in ids, ids
   _run('reproduce', 'table9', '--list', expect=2)
+
+
+def test_recon_levels_default_per_protocol():
+  from experiments.configs import fig5  # pylint: disable=g-import-not-at-top
+  from experiments.configs import table2  # pylint: disable=g-import-not-at-top
+  def levels(cfg):
+    return cfg.continual.recon_levels
+  # Fashion-MNIST, 3 x 50: the measured better of the reference's two modes.
+  assert levels(fig5.config('ir_frozen', '0.2,0.3,0.5')) == 'only_last_layer'
+  assert levels(fig5.config('ir_naive')) == 'only_last_layer'
+  # One level (the authors' network) or image replay: the same computation
+  # either way; "all" as recorded before.
+  assert levels(fig5.config('ir_frozen', preset='authors')) == 'all'
+  assert levels(fig5.config('gr')) == 'all'
+  assert levels(fig5.config('ir_frozen', recon_levels='all')) == 'all'
+  # CIFAR-100: the authors' main scripts (--latent).
+  assert levels(table2.config('arch2', '0.2,0.3,0.5')) == 'all'
