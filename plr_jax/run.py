@@ -96,6 +96,22 @@ def check_workdir_config(workdir: str, config: config_lib.RunConfig) -> None:
                      'same configuration')
 
 
+def check_multi_host(config: config_lib.RunConfig, extractor_dir: str) -> None:
+  """ValueError for what a multi-host run cannot do yet: pretrain (orbax
+  cannot save a process's own arrays in a multi-process checkpoint) or
+  compute mFID (not tested across processes)."""
+  if jax.process_count() == 1:
+    return
+  if (config.extractor is not None and config.extractor_classes
+      and not _has_extractor(extractor_dir)):
+    raise ValueError('a multi-host run cannot pretrain its extractor: '
+                     'pretrain it in one process (python -m '
+                     'experiments.pretrain) and pass --extractor_dir')
+  if config.mfid:
+    raise ValueError('mFID is not supported in multi-host runs; use '
+                     '--mfid=false')
+
+
 def check_workdir_data(workdir: str, dataset: data_lib.Dataset) -> None:
   """ValueError if `workdir` holds a run on other data than `dataset`
   (compared by `Dataset.fingerprint`; workdirs from before the check pass)."""
@@ -251,6 +267,7 @@ def run(config: config_lib.RunConfig, workdir: str, *,
   sharding.check_divisible(mesh, batch_size=cont.batch_size,
                            replay_size=cont.replay_size)
   extractor_dir = extractor_dir or os.path.join(workdir, 'extractor')
+  check_multi_host(config, extractor_dir)
   dataset, cifar10 = load_datasets(config, data_dir, extractor_dir)
   check_workdir_data(workdir, dataset)
   try:
@@ -331,9 +348,11 @@ def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
     checkpoints = checkpoint.RunCheckpointer(
         group_dir, config.loop.checkpoint_every,
         config.loop.checkpoint_min_secs)
-    metrics_log = logs_lib.MetricsLog(os.path.join(workdir, 'logs'), group,
-                                      cont.iters_per_task,
-                                      config.loop.log_every)
+    # In a multi-host run the first process writes the logs.
+    metrics_log = (logs_lib.MetricsLog(os.path.join(workdir, 'logs'), group,
+                                       cont.iters_per_task,
+                                       config.loop.log_every)
+                   if jax.process_index() == 0 else logs_lib.NoLog())
 
     def on_resume(task, done, label=label, group_dir=group_dir,
                   metrics_log=metrics_log):

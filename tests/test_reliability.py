@@ -598,3 +598,14 @@ def test_library_inputs_are_checked_with_the_expected_value():
       continual.run_seeds(config, train, test, [0], classifier_params=params)
   with pytest.raises(ValueError, match='3 entries but tiny has 2 levels'):
     steps.make_classifier_step(tiny, optim.adam(), (0.2, 0.3, 0.5), 8)
+
+
+def test_a_resumed_run_compiles_nothing_new(tmp_path):
+  """Restored arrays are placed like fresh ones, so the steps compiled for
+  a run serve its resumed part too."""
+  directory = str(tmp_path / 'stop')
+  _stopped_run(directory)
+  runner = continual.make_chunk_runner(test_continual.CONFIG, True)
+  before = runner.loop._cache_size()  # pylint: disable=protected-access
+  _resume(directory)
+  assert runner.loop._cache_size() == before  # pylint: disable=protected-access

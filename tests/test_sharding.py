@@ -1,9 +1,11 @@
 """Data parallelism over 8 forced CPU devices matches one device."""
 
+import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from plr_jax.train import sharding
@@ -31,3 +33,61 @@ def test_batches_must_split_over_the_mesh():
     sharding.check_divisible(FakeMesh(), batch_size=12)
   sharding.check_divisible(FakeMesh(), batch_size=16)
   sharding.check_divisible(None, batch_size=7)
+
+
+def _free_port():
+  import socket  # pylint: disable=g-import-not-at-top
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_joined_by_jax_distributed_match_one(tmp_path):
+  """The tiny split-CIFAR-100 protocol over 2 processes x 2 CPU devices
+  (jax.distributed, gloo collectives, coordinator on 127.0.0.1) gives one
+  process's results over 4 devices."""
+  from tests import fake_data  # pylint: disable=g-import-not-at-top
+  data = str(tmp_path / 'data')
+  fake_data.write_cifar10(data, per_class_train=10, per_class_test=4)
+  fake_data.write_cifar100(data, per_class_train=4, per_class_test=2)
+  flags = os.environ.get('XLA_FLAGS', '')
+  env = dict(os.environ, JAX_PLATFORMS='cpu', PYTHONPATH=ROOT)
+  extractor = str(tmp_path / 'extractor')
+  subprocess.run([sys.executable, '-m', 'experiments.pretrain',
+                  f'--workdir={extractor}', f'--data_dir={data}',
+                  '--preset=tiny'], cwd=ROOT, env=env, check=True,
+                 capture_output=True, timeout=600)
+
+  def command(workdir, *extra):
+    return [sys.executable, '-m', 'experiments.split_cifar100',
+            f'--workdir={workdir}', f'--extractor_dir={extractor}',
+            f'--data_dir={data}', '--preset=tiny', '--seeds=0',
+            '--strategy=0.3,0.7', '--iters_per_task=6', '--mfid=false',
+            '--set=data_label=fake', *extra]
+  one = str(tmp_path / 'one')
+  subprocess.run(command(one), cwd=ROOT, check=True, capture_output=True,
+                 timeout=600, env=dict(env, XLA_FLAGS=(
+                     f'{flags} --xla_force_host_platform_device_count=4')))
+  two = str(tmp_path / 'two')
+  address = f'127.0.0.1:{_free_port()}'
+  procs = [subprocess.Popen(
+      command(two, f'--coordinator_address={address}', '--num_processes=2',
+              f'--process_id={i}'), cwd=ROOT, stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE, text=True, env=dict(env, XLA_FLAGS=(
+          f'{flags} --xla_force_host_platform_device_count=2')))
+           for i in range(2)]
+  for proc in procs:
+    _, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-3000:]
+  results = []
+  for workdir in (one, two):
+    with open(os.path.join(workdir, 'results.json')) as fh:
+      results.append(json.load(fh))
+  assert results[0]['devices'] == results[1]['devices'] == 4
+  a, b = (r['per_seed'][0] for r in results)
+  assert a['accuracy_matrix'] == b['accuracy_matrix']
+  for name, value in a['final_losses'].items():
+    np.testing.assert_allclose(b['final_losses'][name], value, rtol=1e-5)
+  # The first process wrote the logs; each process held its own lock.
+  assert os.path.isfile(os.path.join(two, 'logs', 'seed_0', 'metrics.csv'))
+  assert {'.lock', '.lock.1'} <= set(os.listdir(two))

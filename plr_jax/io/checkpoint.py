@@ -171,10 +171,18 @@ class RunCheckpointer:
       template: a state of the same structure (e.g. freshly initialised);
         gives the shapes, dtypes and device placement.
     """
-    found = _latest(self.directory, _state_tree(template))
+    template_tree = _state_tree(template)
+    found = _latest(self.directory, template_tree)
     if found is None:
       return None
     restored, arrays, info = found
+    # Orbax commits what it restores to a device; where the template's
+    # arrays are uncommitted (no mesh), so are the restored ones, or the
+    # resumed run would compile its steps again.
+    restored = jax.tree.map(
+        lambda r, t: (jnp.asarray(np.asarray(r))
+                      if isinstance(t, jax.Array) and not t.committed else r),
+        restored, template_tree)
     key = jax.random.wrap_key_data(restored.pop('key'))
     state = flax.serialization.from_state_dict(
         template, {**restored, 'key': template.key})
@@ -232,6 +240,8 @@ def _commit(directory: str, prefix: str, suffix: str, tree, arrays: dict,
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(path, tree, force=True)
     checkpointer.wait_until_finished()
+    if jax.process_index() != 0:
+      return  # orbax saved this process's part; the first one commits
     tmp = f'{path}.npz.tmp.{os.getpid()}.npz'
     np.savez(tmp, **arrays)
     os.replace(tmp, f'{path}.npz')

@@ -145,3 +145,20 @@ class MetricsLog:
       if tb is not None:
         tb.close()
     self._csv, self._tb = [], []
+
+
+class NoLog:
+  """A `MetricsLog` that writes nothing (the other processes of a
+  multi-host run)."""
+
+  def resume(self, task: int, done: int) -> None:
+    del task, done
+
+  def chunk(self, task, first_iteration, metrics, batched) -> None:
+    del task, first_iteration, metrics, batched
+
+  def accuracy(self, task: int, rows) -> None:
+    del task, rows
+
+  def close(self) -> None:
+    pass

@@ -518,6 +518,8 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
     for i, split in enumerate(splits):
       params = jax.tree.map((lambda x: x[i]) if batched else (lambda x: x),
                             state.classifier.params)
+      if sharding.spans_processes(mesh):
+        params = sharding.to_host(params)
       progress.accuracy[i, t - 1] = _evaluate(config, params, test, split, t)
     hooks.call('on_evaluated', t, progress.accuracy[:, t - 1].copy())
     state = steps.end_task(state)
@@ -572,7 +574,7 @@ def _train_task(config, run_chunk, state, features, labels, data, task, done,
     if every:
       length = min(length, every - done % every)
     state, metrics = run_chunk(state, features, labels, data, length)
-    metrics = jax.device_get(metrics)
+    metrics = sharding.to_host(metrics)
     _check_finite(metrics, task, done, seeds, batched, checkpoints)
     progress.chunks.append(metrics)
     hooks.call('on_metrics', task, done, metrics)

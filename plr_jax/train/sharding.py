@@ -44,11 +44,41 @@ def check_divisible(mesh: Mesh | None, **batch_sizes: int) -> None:
                        f'use a multiple of {count} or --data_parallel=false')
 
 
+def spans_processes(mesh: Mesh | None) -> bool:
+  """Whether `mesh` has devices of other processes (a multi-host run)."""
+  return mesh is not None and any(
+      d.process_index != jax.process_index() for d in mesh.devices.flat)
+
+
 def replicate(mesh: Mesh | None, tree):
-  """`tree` placed whole on every device of `mesh` (unchanged without one)."""
+  """`tree` placed whole on every device of `mesh` (unchanged without one).
+
+  Across processes every process passes the same values (each holds the
+  whole dataset and the same initial state) and places its own copies."""
   if mesh is None:
     return tree
-  return jax.device_put(tree, NamedSharding(mesh, P()))
+  sharding = NamedSharding(mesh, P())
+  if not spans_processes(mesh):
+    return jax.device_put(tree, sharding)
+
+  def place(x):
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      return jax.random.wrap_key_data(place(jax.random.key_data(x)),
+                                      impl=jax.random.key_impl(x))
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding,
+                                        lambda index: host[index])
+  return jax.tree.map(place, tree)
+
+
+def to_host(tree):
+  """Numpy copies of `tree`'s arrays; an array replicated over devices of
+  several processes is read from this process's first copy."""
+  def fetch(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return np.asarray(x.addressable_shards[0].data)
+    return np.asarray(x) if isinstance(x, jax.Array) else x
+  return jax.tree.map(fetch, tree)
 
 
 def constrain_batch(mesh: Mesh, tree):
