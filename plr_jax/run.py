@@ -96,22 +96,6 @@ def check_workdir_config(workdir: str, config: config_lib.RunConfig) -> None:
                      'same configuration')
 
 
-def check_multi_host(config: config_lib.RunConfig, extractor_dir: str) -> None:
-  """ValueError for what a multi-host run cannot do yet: pretrain (orbax
-  cannot save a process's own arrays in a multi-process checkpoint) or
-  compute mFID (not tested across processes)."""
-  if jax.process_count() == 1:
-    return
-  if (config.extractor is not None and config.extractor_classes
-      and not _has_extractor(extractor_dir)):
-    raise ValueError('a multi-host run cannot pretrain its extractor: '
-                     'pretrain it in one process (python -m '
-                     'experiments.pretrain) and pass --extractor_dir')
-  if config.mfid:
-    raise ValueError('mFID is not supported in multi-host runs; use '
-                     '--mfid=false')
-
-
 def check_workdir_data(workdir: str, dataset: data_lib.Dataset) -> None:
   """ValueError if `workdir` holds a run on other data than `dataset`
   (compared by `Dataset.fingerprint`; workdirs from before the check pass)."""
@@ -267,7 +251,6 @@ def run(config: config_lib.RunConfig, workdir: str, *,
   sharding.check_divisible(mesh, batch_size=cont.batch_size,
                            replay_size=cont.replay_size)
   extractor_dir = extractor_dir or os.path.join(workdir, 'extractor')
-  check_multi_host(config, extractor_dir)
   dataset, cifar10 = load_datasets(config, data_dir, extractor_dir)
   check_workdir_data(workdir, dataset)
   try:
@@ -389,7 +372,8 @@ def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
                                  for k, v in result.losses[-1].items()}}
       if reference is not None:
         record['mfid'] = mfid_lib.mfid(
-            config.arch, reference, result.state.generator.params, test[0],
+            config.arch, reference,
+            sharding.to_host(result.state.generator.params), test[0],
             jax.random.fold_in(jax.random.key(seed), 0xF1D),
             config.mfid.samples)
       record['wall_time_s'] = elapsed

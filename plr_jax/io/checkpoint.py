@@ -71,7 +71,7 @@ def save_extractor(directory: str, arch: arch_lib.ArchConfig, variables,
   os.makedirs(directory, exist_ok=True)
   checkpointer = ocp.StandardCheckpointer()
   checkpointer.save(os.path.abspath(os.path.join(directory, 'variables')),
-                    extractor, force=True)
+                    _savable(extractor), force=True)
   checkpointer.wait_until_finished()
   fp = fingerprint(extractor)
   write_json_atomic(os.path.join(directory, 'meta.json'),
@@ -238,7 +238,7 @@ def _commit(directory: str, prefix: str, suffix: str, tree, arrays: dict,
   try:
     os.makedirs(directory, exist_ok=True)
     checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(path, tree, force=True)
+    checkpointer.save(path, _savable(tree), force=True)
     checkpointer.wait_until_finished()
     if jax.process_index() != 0:
       return  # orbax saved this process's part; the first one commits
@@ -264,6 +264,18 @@ def _commit(directory: str, prefix: str, suffix: str, tree, arrays: dict,
         shutil.rmtree(old, ignore_errors=True)
       else:
         os.remove(old)
+
+
+def _savable(tree):
+  """`tree` as orbax can save it: in a multi-process run, arrays that live on
+  this process's devices only (every process holds the same values, e.g.
+  while pretraining) become numpy arrays, which the first process writes;
+  arrays spread over the processes' devices stay as they are."""
+  if jax.process_count() == 1:
+    return tree
+  return jax.tree.map(
+      lambda x: (np.asarray(x) if isinstance(x, jax.Array)
+                 and x.is_fully_addressable else x), tree)
 
 
 def _pointed_name(directory: str) -> str | None:
