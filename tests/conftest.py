@@ -47,23 +47,3 @@ def tiny_variables():
 @pytest.fixture(scope='session')
 def tiny_generator_params():
   return continual.init_generator(TINY, jax.random.key(1))
-
-
-# The longest tests (each starts processes of its own), first: with
-# `pytest -n 2` the short ones then fill in around them instead of one
-# long test running alone at the end.
-_LONGEST_FIRST = (
-    'test_soak_20_sigkills', 'test_two_processes_joined', 'test_sigint_and_sigterm',
-    'test_run_over_8_cpu_devices', 'test_split_cifar100_pretrains_then_runs',
-    'test_real_fashion_mnist', 'test_pretrain_and_ablation',
-    'test_records_have_the_fields', 'test_diagnose_binary',
-)
-
-
-def pytest_collection_modifyitems(items):
-  def rank(item):
-    for i, name in enumerate(_LONGEST_FIRST):
-      if name in item.nodeid:
-        return i
-    return len(_LONGEST_FIRST)
-  items.sort(key=rank)  # stable: the rest keep their order
