@@ -105,9 +105,38 @@ def define_method_flags(recon_levels: bool = True) -> None:
                         'with hidden levels, see docs/deviations.md).')
 
 
+RECON_LEVELS = ('auto', 'all', 'only_last_layer', 'used', 'classifier')
+
+
 def recon_levels() -> str | None:
   """--recon_levels; None for auto (the protocol's default)."""
-  return None if FLAGS.recon_levels == 'auto' else FLAGS.recon_levels
+  value = FLAGS.recon_levels
+  if value not in RECON_LEVELS:
+    raise FlagError(f'--recon_levels must be one of {", ".join(RECON_LEVELS)}'
+                    f', got {value!r}')
+  return None if value == 'auto' else value
+
+
+# What a preset's config function says about a bad value, and the flag
+# that gave it.
+_FLAG_OF_MESSAGE = (('unknown preset', 'preset'), ('unknown arch', 'arch'),
+                    ('unknown setup', 'setup'), ('no convolutions', 'arch'),
+                    ('strategy', 'strategy'), ('number of tasks', 'num_tasks'),
+                    ('pixels must', 'pixels'))
+
+
+def preset_config(build: Callable[..., config_lib.RunConfig], *args,
+                  **kwargs) -> config_lib.RunConfig:
+  """`build(*args, **kwargs)` (a preset's config function), with a bad value
+  reported as the flag that gave it."""
+  try:
+    return build(*args, **kwargs)
+  except ValueError as e:
+    text = str(e)
+    for words, flag in _FLAG_OF_MESSAGE:
+      if words in text and not text.startswith('--'):
+        raise FlagError(f'--{flag}: {text}') from None
+    raise
 
 
 def define_extractor_flags() -> None:
@@ -201,7 +230,10 @@ def _parse_flags(argv: list[str]) -> list[str]:
   try:
     return FLAGS(argv)
   except flags.Error as e:
-    print(f'error: {e}', file=sys.stderr)
+    hint = ''
+    if isinstance(e, flags.UnrecognizedFlagError):
+      hint = '; --help lists the flags this program takes'
+    print(f'error: {e}{hint}', file=sys.stderr)
     sys.exit(2)
 
 

@@ -46,7 +46,7 @@ FLAGS = flags.FLAGS
 
 
 def main():
-  config = common.finish(fig5.config(
+  config = common.finish(common.preset_config(fig5.config,
       FLAGS.setup, FLAGS.strategy, common.seeds(), FLAGS.preset,
       arch=FLAGS.arch, num_tasks=FLAGS.num_tasks,
       replay_targets=common.replay_targets(),

@@ -24,7 +24,7 @@ FLAGS = flags.FLAGS
 
 
 def main():
-  config = common.finish(table1.config(
+  config = common.finish(common.preset_config(table1.config,
       FLAGS.arch, FLAGS.strategy, common.seeds(), FLAGS.preset,
       replay_targets=common.replay_targets() or 'soft'))
   run.run(config, common.workdir(), data_dir=FLAGS.data_dir,

@@ -26,7 +26,7 @@ FLAGS = flags.FLAGS
 
 
 def main():
-  config = common.finish(table2.config(
+  config = common.finish(common.preset_config(table2.config,
       FLAGS.arch, FLAGS.strategy, common.seeds(), FLAGS.preset,
       mfid=FLAGS.mfid, recon_levels=common.recon_levels() or 'all',
       replay_targets=common.replay_targets() or 'soft'))

@@ -155,14 +155,14 @@ def test_pretrain_and_ablation(data_dir, tmp_path):
 
 
 @pytest.mark.parametrize('args, message', [
-    (['--strategy=0.5,0.6'], 'sums to 1.1, not 1'),
-    (['--strategy=0.5,0.3,0.2'], '3 entries but arch1 has 2 levels'),
+    (['--strategy=0.5,0.6'], '--strategy: strategy [0.5,0.6] sums to 1.1, not 1'),
+    (['--strategy=0.5,0.3,0.2'], '--strategy: strategy has 3 entries but arch1 has 2 levels'),
     (['--strategy=-0.5,1.5'], 'is negative'),
     (['--seeds='], '--seeds is empty'),
     (['--seeds=a,b'], '--seeds must be integers'),
     (['--iters_per_task=0'], '--iters_per_task: iters_per_task must be positive'),
-    (['--arch=arch9'], "unknown arch 'arch9'"),
-    (['--preset=huge'], "unknown preset 'huge'"),
+    (['--arch=arch9'], "--arch: unknown arch 'arch9'; choose one of"),
+    (['--preset=huge'], "--preset: unknown preset 'huge'; choose one of"),
     (['--workdir=/proc/plr_cannot_write'], 'is not writable'),
     (['--data_dir=/nonexistent'], 'cifar100 not found'),
     (['--precision=fp8'], "got 'fp8'"),
@@ -170,7 +170,8 @@ def test_pretrain_and_ablation(data_dir, tmp_path):
     (['--set=loop.vmap_seeds=maybe'], "'loop.vmap_seeds' takes true or false"),
     (['--set=bogus=1'], "unknown config field 'bogus'"),
     (['--seeds=0,0'], '--seeds must be distinct; repeated: 0'),
-    (['--bogus_flag=1'], 'bogus_flag'),
+    (['--bogus_flag=1'], "'bogus_flag'; --help lists the flags"),
+    (['--recon_levels=every'], '--recon_levels must be one of auto, all'),
     (['--class_order=sorted'], '--class_order: class order must be one of'),
 ])
 def test_bad_input_is_one_line_and_exit_2(data_dir, tmp_path, args, message):
