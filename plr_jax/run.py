@@ -96,15 +96,15 @@ def check_workdir_config(workdir: str, config: config_lib.RunConfig) -> None:
                      'same configuration')
 
 
-def check_workdir_data(workdir: str, dataset: data_lib.Dataset) -> None:
-  """ValueError if `workdir` holds a run on other data than `dataset`
-  (compared by `Dataset.fingerprint`; workdirs from before the check pass)."""
+def check_workdir_data(workdir: str, dataset: data_lib.Dataset,
+                       ours: str) -> None:
+  """ValueError if `workdir` holds a run on other data than `dataset`, whose
+  `Dataset.fingerprint` is `ours` (workdirs from before the check pass)."""
   path = os.path.join(workdir, DATA_FILE)
   if not os.path.isfile(path):
     return
   with open(path) as fh:
     theirs = json.load(fh)
-  ours = dataset.fingerprint()
   if theirs.get('fingerprint') != ours:
     raise ValueError(
         f'workdir {workdir} holds a run on other {dataset.name} data '
@@ -252,7 +252,9 @@ def run(config: config_lib.RunConfig, workdir: str, *,
                            replay_size=cont.replay_size)
   extractor_dir = extractor_dir or os.path.join(workdir, 'extractor')
   dataset, cifar10 = load_datasets(config, data_dir, extractor_dir)
-  check_workdir_data(workdir, dataset)
+  # Hashing the arrays takes a while for CIFAR: once per program.
+  data_fingerprint = dataset.fingerprint()
+  check_workdir_data(workdir, dataset, data_fingerprint)
   try:
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:
@@ -262,16 +264,16 @@ def run(config: config_lib.RunConfig, workdir: str, *,
     with lock.hold(workdir, jax.process_index()):
       # Checked again under the lock: another process may have written.
       check_workdir_config(workdir, config)
-      check_workdir_data(workdir, dataset)
+      check_workdir_data(workdir, dataset, data_fingerprint)
       checkpoint.write_json_atomic(os.path.join(workdir, CONFIG_FILE),
                                    config.identity())
       checkpoint.write_json_atomic(
           os.path.join(workdir, DATA_FILE),
-          {'dataset': dataset.name, 'fingerprint': dataset.fingerprint(),
+          {'dataset': dataset.name, 'fingerprint': data_fingerprint,
            'source': dataset.source})
       with jax.default_matmul_precision(config.precision):
         return _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
-                    program_start, should_stop)
+                    program_start, should_stop, data_fingerprint)
   except OSError as e:
     if e.filename is None or not os.path.abspath(e.filename).startswith(
         os.path.abspath(workdir)):
@@ -282,7 +284,7 @@ def run(config: config_lib.RunConfig, workdir: str, *,
 
 
 def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
-         program_start, should_stop):
+         program_start, should_stop, data_fingerprint):
   cont = config.continual
   extractor = extractor_meta = None
   pretrain_s = 0.0
@@ -389,7 +391,7 @@ def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
       extra={'extractor': {k: v for k, v in (extractor_meta or {}).items()
                            if k != 'wall_time_s'} or extractor_meta,
              'dataset': dataset.name,
-             'data_fingerprint': dataset.fingerprint(),
+             'data_fingerprint': data_fingerprint,
              'devices': 1 if mesh is None else int(mesh.devices.size)},
       name=config.name)
   timing = record['timing']
