@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import chex
 import numpy as np
 import pytest
 
@@ -78,8 +79,16 @@ def test_two_processes_joined_by_jax_distributed_match_one(tmp_path):
     with open(os.path.join(workdir, 'results.json')) as fh:
       results.append(json.load(fh))
   assert results[0]['devices'] == results[1]['devices'] == 4
-  assert (results[0]['extractor']['fingerprint']
-          == results[1]['extractor']['fingerprint'])
+  # The extractors agree to float rounding: gloo's cross-process all-reduce
+  # sums the gradients in another order than one process's (measured
+  # 2026-12-02 on the 2-core AMD EPYC VM: at most 3e-7 apart, in one bias),
+  # so their fingerprints need not be equal.
+  from experiments.configs import table2  # pylint: disable=g-import-not-at-top
+  from plr_jax.io import checkpoint  # pylint: disable=g-import-not-at-top
+  arch = table2.config('arch1', '0.3,0.7', preset='tiny').continual.arch
+  extractors = [checkpoint.load_extractor(os.path.join(w, 'extractor'),
+                                          arch)[0] for w in (one, two)]
+  chex.assert_trees_all_close(*extractors, rtol=1e-5, atol=1e-6)
   for a, b in zip(results[0]['per_seed'], results[1]['per_seed']):
     assert a['accuracy_matrix'] == b['accuracy_matrix']
     for name, value in a['final_losses'].items():
