@@ -96,10 +96,4 @@ def test_profile_helpers():
   assert profile._busy_ns([(0, 10), (5, 20), (6, 8), (30, 40)]) == 30
 
 
-def test_profile_bad_flag_is_one_line_and_exit_2():
-  proc = subprocess.run(
-      [sys.executable, '-m', 'benchmarks.profile', '--arch=tiny',
-       '--strategy=0.3,0.8'], capture_output=True, text=True, check=False)
-  assert proc.returncode == 2, proc.stderr
-  lines = proc.stderr.strip().splitlines()
-  assert len(lines) == 1 and 'sums to 1.1' in lines[0], proc.stderr
+# Bad flags of benchmarks.profile: tests/test_experiments.py's _BAD_INPUT.

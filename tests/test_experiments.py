@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from plr_jax.data import datasets as data
+from tests import binaries
 from tests import fake_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -154,38 +155,60 @@ def test_pretrain_and_ablation(data_dir, tmp_path):
   assert all(r['data'] == 'fake' for r in summary['rows'])
 
 
-@pytest.mark.parametrize('args, message', [
-    (['--strategy=0.5,0.6'], '--strategy: strategy [0.5,0.6] sums to 1.1, not 1'),
-    (['--strategy=0.5,0.3,0.2'], '--strategy: strategy has 3 entries but arch1 has 2 levels'),
-    (['--strategy=-0.5,1.5'], 'is negative'),
-    (['--seeds='], '--seeds is empty'),
-    (['--seeds=a,b'], '--seeds must be integers'),
-    (['--iters_per_task=0'], '--iters_per_task: iters_per_task must be positive'),
-    (['--arch=arch9'], "--arch: unknown arch 'arch9'; choose one of"),
-    (['--preset=huge'], "--preset: unknown preset 'huge'; choose one of"),
-    (['--workdir=/proc/plr_cannot_write'], 'is not writable'),
-    (['--data_dir=/nonexistent'], 'cifar100 not found'),
-    (['--precision=fp8'], "got 'fp8'"),
-    (['--set=continual.scan_unroll=0'], 'scan_unroll must be positive'),
-    (['--set=loop.vmap_seeds=maybe'], "'loop.vmap_seeds' takes true or false"),
-    (['--set=bogus=1'], "unknown config field 'bogus'"),
-    (['--seeds=0,0'], '--seeds must be distinct; repeated: 0'),
-    (['--bogus_flag=1'], "'bogus_flag'; --help lists the flags"),
-    (['--recon_levels=every'], '--recon_levels must be one of auto, all'),
-    (['--class_order=sorted'], '--class_order: class order must be one of'),
-])
-def test_bad_input_is_one_line_and_exit_2(data_dir, tmp_path, args, message):
-  base = {'--workdir': str(tmp_path / 'w'), '--data_dir': data_dir,
-          '--preset': 'tiny'}
-  for arg in args:
-    base[arg.split('=')[0]] = arg.split('=', 1)[1]
-  proc = _run('split_cifar100', *[f'{k}={v}' for k, v in base.items()],
-              expect=2)
-  lines = proc.stderr.strip().splitlines()
-  assert len(lines) == 1 and message in lines[0], proc.stderr
-  assert 'Traceback' not in proc.stderr
-  # Nothing was written: the workdir is still absent.
-  assert not os.path.exists(tmp_path / 'w')
+# Bad input and the one line it must give: (binary, flags, message);
+# split_cifar100 gets --workdir, --data_dir and --preset=tiny unless the
+# case sets them, the other binaries what the case says.
+_BAD_INPUT = [
+    ('split_cifar100', ['--strategy=0.5,0.6'], '--strategy: strategy [0.5,0.6] sums to 1.1, not 1'),
+    ('split_cifar100', ['--strategy=0.5,0.3,0.2'], '--strategy: strategy has 3 entries but arch1 has 2 levels'),
+    ('split_cifar100', ['--strategy=-0.5,1.5'], 'is negative'),
+    ('split_cifar100', ['--seeds='], '--seeds is empty'),
+    ('split_cifar100', ['--seeds=a,b'], '--seeds must be integers'),
+    ('split_cifar100', ['--iters_per_task=0'], '--iters_per_task: iters_per_task must be positive'),
+    ('split_cifar100', ['--arch=arch9'], "--arch: unknown arch 'arch9'; choose one of"),
+    ('split_cifar100', ['--preset=huge'], "--preset: unknown preset 'huge'; choose one of"),
+    ('split_cifar100', ['--workdir=/proc/plr_cannot_write'], 'is not writable'),
+    ('split_cifar100', ['--data_dir=/nonexistent'], 'cifar100 not found'),
+    ('split_cifar100', ['--precision=fp8'], "got 'fp8'"),
+    ('split_cifar100', ['--set=continual.scan_unroll=0'], 'scan_unroll must be positive'),
+    ('split_cifar100', ['--set=loop.vmap_seeds=maybe'], "'loop.vmap_seeds' takes true or false"),
+    ('split_cifar100', ['--set=bogus=1'], "unknown config field 'bogus'"),
+    ('split_cifar100', ['--seeds=0,0'], '--seeds must be distinct; repeated: 0'),
+    ('split_cifar100', ['--bogus_flag=1'], "'bogus_flag'; --help lists the flags"),
+    ('split_cifar100', ['--recon_levels=every'], '--recon_levels must be one of auto, all'),
+    ('split_cifar100', ['--class_order=sorted'], '--class_order: class order must be one of'),
+    ('fashion_mnist', ['--setup=gr_frozen', '--arch=fmnist_mlp'],
+     'no convolutions to freeze'),
+    ('diagnose', ['--setup=gr'], '--setup must be ir_frozen or ir_naive'),
+    ('benchmarks.profile', ['--arch=tiny', '--strategy=0.3,0.8'],
+     'sums to 1.1'),
+]
+
+
+def test_bad_input_is_one_line_and_exit_2(data_dir, tmp_path):
+  """Each case in a process of its own (forked from one interpreter that
+  imported the libraries once: tests/binaries.py)."""
+  invocations, workdirs = [], []
+  for i, (binary, args, _) in enumerate(_BAD_INPUT):
+    workdirs.append(tmp_path / f'w{i}')
+    base = {'--workdir': str(workdirs[-1]), '--data_dir': data_dir,
+            '--preset': 'tiny'}
+    if binary == 'benchmarks.profile':
+      base = {}
+    elif binary == 'diagnose':
+      del base['--workdir']
+    for arg in args:
+      base[arg.split('=')[0]] = arg.split('=', 1)[1]
+    module = binary if '.' in binary else f'experiments.{binary}'
+    invocations.append((module, [f'{k}={v}' for k, v in base.items()]))
+  results = binaries.run_many(invocations)
+  for (_, args, message), proc, workdir in zip(_BAD_INPUT, results, workdirs):
+    assert proc.returncode == 2, (args, proc.stderr[-3000:])
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], (args, proc.stderr)
+    assert 'Traceback' not in proc.stderr, args
+    # Nothing was written: the workdir is still absent.
+    assert not os.path.exists(workdir), args
 
 
 @pytest.mark.skipif(
@@ -211,45 +234,42 @@ def test_fashion_mnist_gr_without_convolutions(data_dir, tmp_path):
   _check_record(record, tasks=5, seeds=[0], mfid=False)
   assert record['config']['continual']['arch']['conv_channels'] == []
   assert record['config']['continual']['replay'] == 'images'
-  # Nothing to freeze: the freezing setups refuse this arch.
-  proc = _run('fashion_mnist', f'--workdir={tmp_path / "frozen"}',
-              f'--data_dir={data_dir}', '--preset=tiny', '--seeds=0',
-              '--setup=gr_frozen', '--arch=fmnist_mlp', expect=2)
-  lines = proc.stderr.strip().splitlines()
-  assert len(lines) == 1 and 'no convolutions to freeze' in lines[0], lines
+  # (The freezing setups refuse this arch: _BAD_INPUT.)
 
 
-@pytest.mark.parametrize('binary, own_flags', [
-    ('split_cifar100', ('--strategy', '--arch', '--mfid', '--workdir',
-                        '--seeds', '--set')),
-    ('split_cifar10', ('--strategy', '--arch', '--workdir')),
-    ('fashion_mnist', ('--setup', '--strategy', '--recon_levels')),
-    ('pretrain', ('--epochs', '--num_classes', '--crop_padding')),
-    ('reproduce', ('--rows', '--list')),
-    ('plots', ('--out', '--format')),
-])
-def test_help_lists_the_binarys_own_flags_and_exits_0(tmp_path, binary,
-                                                      own_flags):
+_OWN_FLAGS = {
+    'split_cifar100': ('--strategy', '--arch', '--mfid', '--workdir',
+                       '--seeds', '--set'),
+    'split_cifar10': ('--strategy', '--arch', '--workdir'),
+    'fashion_mnist': ('--setup', '--strategy', '--recon_levels'),
+    'pretrain': ('--epochs', '--num_classes', '--crop_padding'),
+    'reproduce': ('--rows', '--list'),
+    'plots': ('--out', '--format'),
+}
+
+
+def test_help_lists_each_binarys_own_flags_and_exits_0_and_reproduce_lists_rows(
+    tmp_path):
   # From another directory: the binaries do not depend on the clone's root.
-  env = {**os.environ, 'PYTHONPATH': ROOT, 'JAX_PLATFORMS': 'cpu'}
-  proc = subprocess.run([sys.executable, '-m', f'experiments.{binary}',
-                         '--help'], cwd=tmp_path, env=env,
-                        capture_output=True, text=True, timeout=120)
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  for flag in own_flags:
-    name = flag.lstrip('-')
-    assert (f'--{name}:' in proc.stdout or f'--[no]{name}:' in proc.stdout
-            ), (flag, proc.stdout)
-  assert 'python -m experiments.' in proc.stdout  # the usage docstring
-  assert '(default:' in proc.stdout
-
-
-def test_reproduce_lists_every_row_with_its_run_id(tmp_path):
-  proc = _run('reproduce', 'table1', '--list')
-  ids = [line.split(':')[0] for line in proc.stdout.splitlines()]
-  assert len(ids) == 8 and len(set(ids)) == 8, proc.stdout
+  invocations = [(f'experiments.{binary}', ['--help'])
+                 for binary in _OWN_FLAGS]
+  invocations += [('experiments.reproduce', ['table1', '--list']),
+                  ('experiments.reproduce', ['table9', '--list'])]
+  results = binaries.run_many(invocations, cwd=tmp_path)
+  for binary, proc in zip(_OWN_FLAGS, results):
+    assert proc.returncode == 0, (binary, proc.stderr[-2000:])
+    for flag in _OWN_FLAGS[binary]:
+      name = flag.lstrip('-')
+      assert (f'--{name}:' in proc.stdout or f'--[no]{name}:' in proc.stdout
+              ), (binary, flag, proc.stdout)
+    assert 'python -m experiments.' in proc.stdout, binary  # the docstring
+    assert '(default:' in proc.stdout, binary
+  table1, table9 = results[-2:]
+  assert table1.returncode == 0, table1.stderr[-2000:]
+  ids = [line.split(':')[0] for line in table1.stdout.splitlines()]
+  assert len(ids) == 8 and len(set(ids)) == 8, table1.stdout
   assert 'table1_arch1_0.3_0.7' in ids, ids
-  _run('reproduce', 'table9', '--list', expect=2)
+  assert table9.returncode == 2, table9.stderr[-2000:]
 
 
 def test_recon_levels_default_per_protocol():

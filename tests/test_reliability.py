@@ -20,6 +20,7 @@ from plr_jax.io import checkpoint
 from plr_jax.io import interrupts
 from plr_jax.io import lock
 from plr_jax.train import continual
+from tests import binaries
 from tests import fake_data
 from tests import test_continual
 
@@ -349,21 +350,23 @@ def _check_finished_workdir(tmp_path, workdir, data_dir, flags):
   older = run(_command(workdir, data_dir, *flags))
   assert 'finished in an earlier run' in older.stderr, older.stderr[-2000:]
   before = _snapshot(workdir)
-  _one_line_refusal(
-      run(_command(workdir, data_dir, *flags, '--strategy=ir')),
-      'continual.strategy: [0.5, 0.5] there, [1.0, 0.0] now')
-  _one_line_refusal(
-      run(_command(workdir, data_dir, *flags, '--seeds=0,1')),
-      'holds a run of seeds 0, not 0,1')
   # Other images: refused, whatever their directory.
   other = str(tmp_path / 'other_data')
   fake_data.write_cifar10(other, per_class_train=10, per_class_test=4,
                           seed=5)
-  _one_line_refusal(run(_command(workdir, other, *flags)),
-                    'holds a run on other cifar10 data')
-  _one_line_refusal(
-      run(_command(workdir, data_dir, *flags, '--precision=fp16')),
-      "got 'fp16'")
+  refusals = [
+      (_command(workdir, data_dir, *flags, '--strategy=ir'),
+       'continual.strategy: [0.5, 0.5] there, [1.0, 0.0] now'),
+      (_command(workdir, data_dir, *flags, '--seeds=0,1'),
+       'holds a run of seeds 0, not 0,1'),
+      (_command(workdir, other, *flags), 'holds a run on other cifar10 data'),
+      (_command(workdir, data_dir, *flags, '--precision=fp16'),
+       "got 'fp16'")]
+  # One process each, forked from one interpreter (tests/binaries.py).
+  results = binaries.run_many([(command[2], command[3:])
+                               for command, _ in refusals])
+  for (_, message), proc in zip(refusals, results):
+    _one_line_refusal(proc, message)
   assert _snapshot(workdir) == before
 
 
