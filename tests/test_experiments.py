@@ -26,6 +26,16 @@ def _run(binary, *args, expect=0):
   return proc
 
 
+def _run_all(*invocations):
+  """Each `(binary, arg, ...)` in turn, every one expected to exit 0, as
+  children of one interpreter (tests/binaries.py); their `Result`s."""
+  results = binaries.run_many(
+      [(f'experiments.{binary}', args) for binary, *args in invocations])
+  for (binary, *args), proc in zip(invocations, results):
+    assert proc.returncode == 0, (binary, args, proc.stderr[-3000:])
+  return results
+
+
 @pytest.fixture(scope='module')
 def data_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp('data')
@@ -64,9 +74,19 @@ def _check_record(record, tasks, seeds, mfid):
 
 def test_split_cifar100_pretrains_then_runs(data_dir, tmp_path):
   workdir = str(tmp_path / 'c100')
-  proc = _run('split_cifar100', f'--workdir={workdir}',
-              f'--data_dir={data_dir}', '--preset=tiny', '--seeds=0,1',
-              '--strategy=0.3,0.7', '--set=data_label=fake')
+  out = str(tmp_path / 'plots')
+  # Three runs, one after another, forked from one interpreter
+  # (tests/binaries.py): PLR with pretraining, IR reusing its extractor,
+  # the plots of both.
+  proc, ir_proc, plots_proc = _run_all(
+      ('split_cifar100', f'--workdir={workdir}', f'--data_dir={data_dir}',
+       '--preset=tiny', '--seeds=0,1', '--strategy=0.3,0.7',
+       '--set=data_label=fake'),
+      ('split_cifar100', f'--workdir={workdir}_ir',
+       f'--extractor_dir={workdir}/extractor', f'--data_dir={data_dir}',
+       '--preset=tiny', '--seeds=0', '--strategy=ir', '--mfid=false',
+       '--set=data_label=fake'),
+      ('plots', workdir, f'{workdir}_ir', f'--out={out}', '--format=png,pdf'))
   assert 'pretrain epoch 1/1' in proc.stderr
   assert 'task 10/10 iter 20/20' in proc.stderr  # progress lines
   record = _results(workdir)
@@ -84,19 +104,12 @@ def test_split_cifar100_pretrains_then_runs(data_dir, tmp_path):
   cached = os.listdir(os.path.join(workdir, 'features'))
   assert any(record['extractor']['fingerprint'] in f for f in cached)
   # Another run reuses the extractor instead of pretraining again.
-  proc = _run('split_cifar100', f'--workdir={workdir}_ir',
-              f'--extractor_dir={workdir}/extractor',
-              f'--data_dir={data_dir}', '--preset=tiny', '--seeds=0',
-              '--strategy=ir', '--mfid=false', '--set=data_label=fake')
-  assert 'using extractor' in proc.stderr
-  assert 'pretrain epoch' not in proc.stderr
+  assert 'using extractor' in ir_proc.stderr
+  assert 'pretrain epoch' not in ir_proc.stderr
 
-  out = str(tmp_path / 'plots')
-  proc = _run('plots', workdir, f'{workdir}_ir', f'--out={out}',
-              '--format=png,pdf')
   for name in ('heatmap_0.png', 'heatmap_1.pdf', 'accuracy_per_task.png',
                'accuracy_vs_r.pdf', 'summary.md'):
-    assert os.path.getsize(os.path.join(out, name)) > 0, proc.stdout
+    assert os.path.getsize(os.path.join(out, name)) > 0, plots_proc.stdout
 
 
 def test_split_cifar10_buffer_replay(data_dir, tmp_path):
@@ -138,16 +151,17 @@ def test_fashion_mnist_setups(data_dir, tmp_path, setup, strategy, replay,
 
 def test_pretrain_and_ablation(data_dir, tmp_path):
   workdir = str(tmp_path / 'pre')
-  _run('pretrain', f'--workdir={workdir}', f'--data_dir={data_dir}',
-       '--preset=tiny', '--seeds=0', '--num_classes=4', '--noaugment')
+  ablation = str(tmp_path / 'fig4')
+  _run_all(
+      ('pretrain', f'--workdir={workdir}', f'--data_dir={data_dir}',
+       '--preset=tiny', '--seeds=0', '--num_classes=4', '--noaugment'),
+      ('pretraining_ablation', f'--workdir={ablation}',
+       f'--data_dir={data_dir}', '--preset=tiny', '--seeds=0',
+       '--class_counts=0,2', '--augment=true', '--iters_per_task=5',
+       '--set=data_label=fake'))
   meta = json.load(open(os.path.join(workdir, 'meta.json')))
   assert len(meta['classes']) == 4 and meta['augment'] is False
   assert 0 <= meta['test_accuracy'] <= 1
-  ablation = str(tmp_path / 'fig4')
-  _run('pretraining_ablation', f'--workdir={ablation}',
-       f'--data_dir={data_dir}', '--preset=tiny', '--seeds=0',
-       '--class_counts=0,2', '--augment=true', '--iters_per_task=5',
-       '--set=data_label=fake')
   summary = json.load(open(os.path.join(ablation, 'results.json')))
   assert [r['run_id'] for r in summary['rows']] == [
       'fig4_arch1_k0_aug0', 'fig4_arch1_k2_aug1']
