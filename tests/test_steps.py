@@ -147,7 +147,8 @@ def test_classifier_step_compiles_once_per_phase():
   step = steps.make_classifier_step(arch, tx, (0.5, 0.5), 12, jit=False)
   # Task 1 (no replay) and tasks 2 and 3 (replaying): two programs.
   step = jax.jit(chex.assert_max_traces(step, n=2), donate_argnums=0)
-  state = _classifier_state(arch, tx)
+  # Buffers of its own: the donation would delete the cached _top_params.
+  state = steps.TrainState.create(_fresh_top_params(arch), tx)
   for t in (1, 2, 3):
     state, metrics = step(state, _batch(arch, jax.random.key(t)),
                           _replay(arch, jax.random.key(t)),
