@@ -47,6 +47,15 @@ def run_many(invocations, cwd=ROOT, timeout=600):
   return [Result(**r) for r in json.loads(proc.stdout)]
 
 
+def run_commands(commands, **kwargs):
+  """`run_many` for commands spelt `[sys.executable, '-m', module, arg,
+  ...]`, as `subprocess` would take them."""
+  for command in commands:
+    assert command[:2] == [sys.executable, '-m'], command
+  return run_many([(command[2], command[3:]) for command in commands],
+                  **kwargs)
+
+
 def _run_in_child(module, args, out_path, err_path):
   """In a forked child: `python -m module args`."""
   import runpy  # pylint: disable=g-import-not-at-top

@@ -169,9 +169,8 @@ def test_pretrain_and_ablation(data_dir, tmp_path):
   assert all(r['data'] == 'fake' for r in summary['rows'])
 
 
-# Bad input and the one line it must give: (binary, flags, message);
-# split_cifar100 gets --workdir, --data_dir and --preset=tiny unless the
-# case sets them, the other binaries what the case says.
+# Bad input and the one line it must give: (binary, flags, message); each
+# case starts from `_base_flags` of its binary, its own flags replacing them.
 _BAD_INPUT = [
     ('split_cifar100', ['--strategy=0.5,0.6'], '--strategy: strategy [0.5,0.6] sums to 1.1, not 1'),
     ('split_cifar100', ['--strategy=0.5,0.3,0.2'], '--strategy: strategy has 3 entries but arch1 has 2 levels'),
@@ -199,18 +198,23 @@ _BAD_INPUT = [
 ]
 
 
+def _base_flags(binary, workdir, data_dir):
+  """What a bad-input case of `binary` adds to its own flags."""
+  if binary == 'benchmarks.profile':  # synthetic data, writes nothing
+    return {}
+  base = {'--data_dir': data_dir, '--preset': 'tiny'}
+  if binary != 'diagnose':  # diagnose has no workdir (only --out)
+    base['--workdir'] = workdir
+  return base
+
+
 def test_bad_input_is_one_line_and_exit_2(data_dir, tmp_path):
   """Each case in a process of its own (forked from one interpreter that
   imported the libraries once: tests/binaries.py)."""
   invocations, workdirs = [], []
   for i, (binary, args, _) in enumerate(_BAD_INPUT):
     workdirs.append(tmp_path / f'w{i}')
-    base = {'--workdir': str(workdirs[-1]), '--data_dir': data_dir,
-            '--preset': 'tiny'}
-    if binary == 'benchmarks.profile':
-      base = {}
-    elif binary == 'diagnose':
-      del base['--workdir']
+    base = _base_flags(binary, str(workdirs[-1]), data_dir)
     for arg in args:
       base[arg.split('=')[0]] = arg.split('=', 1)[1]
     module = binary if '.' in binary else f'experiments.{binary}'

@@ -363,8 +363,7 @@ def _check_finished_workdir(tmp_path, workdir, data_dir, flags):
       (_command(workdir, data_dir, *flags, '--precision=fp16'),
        "got 'fp16'")]
   # One process each, forked from one interpreter (tests/binaries.py).
-  results = binaries.run_many([(command[2], command[3:])
-                               for command, _ in refusals])
+  results = binaries.run_commands([command for command, _ in refusals])
   for (_, message), proc in zip(refusals, results):
     _one_line_refusal(proc, message)
   assert _snapshot(workdir) == before
