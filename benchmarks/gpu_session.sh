@@ -1,6 +1,8 @@
 #!/bin/bash
-# What a lent GPU should run next (issue 18's Figure 5 runs, then the
-# benchmark after the reference VAE), from the repo root:
+# Issue 18's Figure 5 runs on a lent GPU, then the benchmark after the
+# reference VAE. Every Figure 5 record now exists from CPU runs (reported/);
+# what a lent GPU should run first is Table 1: benchmarks/gpu_table1.sh.
+# From the repo root:
 #   bash benchmarks/gpu_session.sh OUT_DIR
 # Needs .gpu/fmnist (the four Fashion-MNIST .gz files) carried beside the
 # tree (`run`'s carry: [".gpu"]):
