@@ -32,6 +32,10 @@ flags.DEFINE_string('crop_padding', 'symmetric', 'How the crop pads: '
                     "symmetric (the border mirrored, as the reference's "
                     "torchvision padding_mode='symmetric') or zeros (the "
                     'mean colour).')
+flags.DEFINE_enum('conv_backward', 'patches', ['patches', 'xla'],
+                  "How the convolutions' gradients are computed: patches "
+                  '(matmuls over 3x3 patches, the faster on CPUs) or xla '
+                  "(XLA's transposed convolutions); equal to float rounding.")
 flags.DEFINE_integer('epochs', None, "Default: the preset's (100).")
 flags.adopt_module_key_flags(common)
 FLAGS = flags.FLAGS
@@ -53,7 +57,8 @@ def main():
   try:
     config = dataclasses.replace(preset.extractor(FLAGS.augment),
                                  epochs=epochs,
-                                 crop_padding=FLAGS.crop_padding)
+                                 crop_padding=FLAGS.crop_padding,
+                                 conv_backward=FLAGS.conv_backward)
   except ValueError as e:
     raise common.FlagError(f'--crop_padding: {e}') from None
   if FLAGS.precision not in config_lib.PRECISIONS:

@@ -199,6 +199,8 @@ class RunConfig:
     spec = {'arch': to_json(self.arch), 'extractor': to_json(self.extractor),
             'classes': self.extractor_classes, 'seed': self.extractor_seed}
     spec['arch'].pop('num_classes')  # pretraining has a head of its own
+    for name in pretrain_lib.PretrainConfig.ARITHMETIC_FIELDS:
+      spec['extractor'].pop(name, None)
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
     return f'{self.arch.name}_{digest.hexdigest()[:8]}'
 
@@ -220,6 +222,10 @@ def identity_of(tree: dict) -> dict:
   tree = {k: v for k, v in tree.items() if k not in ('loop', 'name')}
   tree['continual'] = {k: v for k, v in tree['continual'].items()
                        if k not in continual.ContinualConfig.LOOP_FIELDS}
+  if isinstance(tree.get('extractor'), dict):
+    tree['extractor'] = {
+        k: v for k, v in tree['extractor'].items()
+        if k not in pretrain_lib.PretrainConfig.ARITHMETIC_FIELDS}
   return tree
 
 

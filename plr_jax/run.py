@@ -176,7 +176,8 @@ def pretrain_extractor(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
   meta = {'arch': arch.name, 'dataset': dataset.name, 'data': dataset.label,
           'classes': np.unique(dataset.train_labels).tolist(),
           'epochs': pretrain.epochs, 'augment': pretrain.augment,
-          'crop_padding': pretrain.crop_padding, 'seed': seed,
+          'crop_padding': pretrain.crop_padding,
+          'conv_backward': pretrain.conv_backward, 'seed': seed,
           'test_accuracy': accuracy, 'wall_time_s': wall_time}
   fp = checkpoint.save_extractor(directory, arch, variables, meta)
   log(f'saved extractor {fp} to {directory} (test accuracy '

@@ -460,3 +460,32 @@ class Bfloat16MatmulTest(chex.TestCase):
           dots += 1
           assert (types[lhs], types[rhs]) == ('bf16', 'bf16'), block
       assert dots == 3, text
+
+
+@pytest.mark.parametrize('size,channels,stride', [(8, 3, 1), (8, 4, 2),
+                                                  (7, 5, 2), (4, 6, 2)])
+def test_conv_patch_gradients_equal_xlas(size, channels, stride):
+  # The 'patches' backward changes how gradients are computed, never the
+  # parameters or the forward pass; gradients agree to float rounding.
+  x = jax.random.normal(jax.random.key(0), (3, size, size, channels))
+  convs = {b: layers.Conv(6, stride, b) for b in layers.CONV_BACKWARDS}
+  params = {b: conv.init(jax.random.key(1), x) for b, conv in convs.items()}
+  chex.assert_trees_all_equal(params['xla'], params['patches'])
+  outputs = {b: conv.apply(params['xla'], x) for b, conv in convs.items()}
+  np.testing.assert_array_equal(outputs['xla'], outputs['patches'])
+  chex.assert_shape(outputs['xla'], (3, (size - 1) // stride + 1,
+                                     (size - 1) // stride + 1, 6))
+  target = jax.random.normal(jax.random.key(2), outputs['xla'].shape)
+
+  def loss(p, x, conv):
+    return jnp.sum(jnp.tanh(conv.apply(p, x)) * target)
+  grads = {b: jax.grad(loss, argnums=(0, 1))(params['xla'], x, conv)
+           for b, conv in convs.items()}
+  chex.assert_trees_all_close(grads['patches'], grads['xla'], rtol=1e-5,
+                              atol=1e-5)
+
+
+def test_conv_backward_is_checked():
+  with pytest.raises(ValueError, match="conv backward must be one of"):
+    layers.conv3x3(jnp.zeros((1, 4, 4, 1)), jnp.zeros((3, 3, 1, 1)), 1,
+                   'fft')

@@ -24,13 +24,15 @@ class ConvExtractor(nn.Module):
   strides: tuple[int, ...]
   batch_norm: bool
   last_relu: bool
+  conv_backward: str = 'xla'
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
     x = images
     last = len(self.channels) - 1
     for i, (channels, stride) in enumerate(zip(self.channels, self.strides)):
-      x = layers.Conv(channels, stride, name=f'conv_{i + 1}')(x)
+      x = layers.Conv(channels, stride, self.conv_backward,
+                      name=f'conv_{i + 1}')(x)
       if i < last and self.batch_norm:
         # PyTorch's BatchNorm2d: momentum 0.1 on the running stats, eps 1e-5.
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9,
@@ -41,13 +43,19 @@ class ConvExtractor(nn.Module):
 
 
 class Classifier(nn.Module):
-  """Extractor, hidden layers `fc_1 .. fc_H` (ReLU) and a linear head."""
+  """Extractor, hidden layers `fc_1 .. fc_H` (ReLU) and a linear head.
+
+  `conv_backward` picks how the extractor's convolutions are differentiated
+  (`layers.conv3x3`: 'xla' or 'patches'); it changes no parameter or output.
+  """
   arch: arch_lib.ArchConfig
+  conv_backward: str = 'xla'
 
   def setup(self):
     arch = self.arch
     self.extractor = ConvExtractor(arch.conv_channels, arch.conv_strides,
-                                   arch.conv_batch_norm, arch.conv_last_relu)
+                                   arch.conv_batch_norm, arch.conv_last_relu,
+                                   self.conv_backward)
     # A dict attribute names the submodules fc_1 .. fc_H.
     self.fc = {str(j): layers.Dense(width)
                for j, width in enumerate(arch.hidden, start=1)}

@@ -159,19 +159,103 @@ class Dense(nn.Module):
     return y + self.param('bias', _uniform(bound), (self.features,))
 
 
+CONV_BACKWARDS = ('xla', 'patches')
+
+
+def _conv3x3(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+  """XLA's 3x3 convolution with padding 1, as `nn.Conv` computes it."""
+  return jax.lax.conv_general_dilated(
+      x, kernel, (stride, stride), ((1, 1), (1, 1)),
+      dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+
+
+def _patches3x3(x: jax.Array, stride: int) -> jax.Array:
+  """[B, H', W', 9 C]: the 3x3 neighbourhood (padding 1) of every output
+  position, taps in the kernel's (row, column, channel) order."""
+  batch, height, width, channels = x.shape
+  out_h, out_w = (height - 1) // stride + 1, (width - 1) // stride + 1
+  padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  taps = [jax.lax.slice(padded, (0, i, j, 0),
+                        (batch, i + stride * (out_h - 1) + 1,
+                         j + stride * (out_w - 1) + 1, channels),
+                        (1, stride, stride, 1))
+          for i in range(3) for j in range(3)]
+  return jnp.concatenate(taps, axis=-1)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _conv3x3_patch_grads(x: jax.Array, kernel: jax.Array,
+                         stride: int) -> jax.Array:
+  return _conv3x3(x, kernel, stride)
+
+
+def _conv3x3_patch_grads_fwd(x, kernel, stride):
+  return _conv3x3(x, kernel, stride), (x, kernel)
+
+
+def _conv3x3_patch_grads_bwd(stride, residuals, g):
+  x, kernel = residuals
+  rows = 9 * x.shape[-1]
+  g2 = g.reshape(-1, g.shape[-1])
+  patches, to_input = jax.vjp(lambda x: _patches3x3(x, stride), x)
+  dkernel = (patches.reshape(-1, rows).T @ g2).reshape(kernel.shape)
+  dpatches = (g2 @ kernel.reshape(rows, -1).T).reshape(patches.shape)
+  return to_input(dpatches)[0], dkernel
+
+
+_conv3x3_patch_grads.defvjp(_conv3x3_patch_grads_fwd,
+                            _conv3x3_patch_grads_bwd)
+
+
+def conv3x3(x: jax.Array, kernel: jax.Array, stride: int,
+            backward: str = 'xla') -> jax.Array:
+  """A 3x3 convolution with padding 1 (NHWC input, HWIO kernel).
+
+  The forward pass is XLA's convolution either way. `backward` picks the
+  gradients: 'xla' (XLA's transposed convolutions) or 'patches' (two
+  matmuls over the input's 3x3 patches: the kernel's gradient is
+  patches^T @ g, the input's is g @ kernel^T scattered back onto the
+  patches' positions). They agree to float rounding; on XLA:CPU the
+  patches form is the faster one (benchmarks/RESULTS.md, "Pretraining").
+  """
+  if backward == 'xla':
+    return _conv3x3(x, kernel, stride)
+  if backward == 'patches':
+    return _conv3x3_patch_grads(x, kernel, stride)
+  raise ValueError(f'conv backward must be one of {CONV_BACKWARDS}, got '
+                   f'{backward!r}')
+
+
+class _Conv3x3(nn.Module):
+  """`nn.Conv(features, (3, 3), padding 1)`'s parameters and forward pass."""
+  features: int
+  stride: int
+  backward: str
+  bound: float
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param('kernel', _uniform(self.bound),
+                        (3, 3, x.shape[-1], self.features))
+    bias = self.param('bias', _uniform(self.bound), (self.features,))
+    return conv3x3(x, kernel, self.stride, self.backward) + bias
+
+
 class Conv(nn.Module):
-  """A 3x3 convolution, padding 1, with PyTorch's default initialisation."""
+  """A 3x3 convolution, padding 1, with PyTorch's default initialisation.
+
+  `backward` chooses how gradients are computed (`conv3x3`); parameters and
+  outputs do not depend on it.
+  """
   features: int
   stride: int = 1
+  backward: str = 'xla'
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     fan_in = 9 * x.shape[-1]
-    bound = 1.0 / np.sqrt(fan_in)
-    return nn.Conv(
-        self.features, (3, 3), strides=self.stride, padding=((1, 1), (1, 1)),
-        kernel_init=_uniform(bound), bias_init=_uniform(bound),
-        name='conv')(x)
+    return _Conv3x3(self.features, self.stride, self.backward,
+                    1.0 / np.sqrt(fan_in), name='conv')(x)
 
 
 def _phase_taps(kernel_size: int, stride: int,

@@ -25,6 +25,7 @@ from plr_jax.io import checkpoint as checkpoint_lib
 from plr_jax.io import interrupts
 from plr_jax.models import classifier as classifier_lib
 from plr_jax.models import arch as arch_lib
+from plr_jax.models import layers
 from plr_jax.train import continual
 from plr_jax.data import datasets as data_lib
 from plr_jax.eval import accuracy as evaluation
@@ -42,6 +43,15 @@ class PretrainConfig:
   # 'symmetric' as the reference (torchvision's RandomCrop(32, padding=4,
   # padding_mode='symmetric')); 'zeros' pads with the mean colour.
   crop_padding: str = 'symmetric'
+  # How the extractor's convolutions are differentiated (layers.conv3x3):
+  # 'patches' (matmuls over patches, the faster on XLA:CPU) or 'xla'. Both
+  # give the same gradients to float rounding.
+  conv_backward: str = 'patches'
+
+  # Fields that change float rounding only: left out of a run's identity and
+  # of the extractor's name, kept in the pretraining state's identity so that
+  # a resumed pretraining computes what an uninterrupted one would.
+  ARITHMETIC_FIELDS = ('conv_backward',)
 
   def __post_init__(self):
     for name in ('epochs', 'batch_size'):
@@ -51,12 +61,16 @@ class PretrainConfig:
     if self.crop_padding not in ('symmetric', 'zeros'):
       raise ValueError(f"crop padding must be 'symmetric' or 'zeros', got "
                        f'{self.crop_padding!r}')
+    if self.conv_backward not in layers.CONV_BACKWARDS:
+      raise ValueError(f'conv backward must be one of '
+                       f'{", ".join(layers.CONV_BACKWARDS)}, got '
+                       f'{self.conv_backward!r}')
 
 
 @functools.lru_cache(maxsize=None)
 def _make_epoch(arch: arch_lib.ArchConfig, config: PretrainConfig,
                 steps_per_epoch: int):
-  model = classifier_lib.Classifier(arch)
+  model = classifier_lib.Classifier(arch, config.conv_backward)
   tx = optim.adam(config.learning_rate)
 
   def loss_fn(params, batch_stats, images, labels):
@@ -147,7 +161,18 @@ def pretrain(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
     restored = checkpoints.restore(carry)
     if restored is not None:
       carry, info = restored
-      if info.get('identity') != identity:
+      recorded = info.get('identity') or {}
+      # States saved before the option existed were computed with XLA's.
+      recorded.setdefault('config', {}).setdefault('conv_backward', 'xla')
+      if recorded != identity:
+        recorded_backward = recorded['config']['conv_backward']
+        if recorded == {**identity, 'config': {
+            **identity['config'], 'conv_backward': recorded_backward}}:
+          raise checkpoint_lib.CheckpointError(
+              f'{checkpoints.directory} holds a pretraining computed with '
+              f'conv_backward={recorded_backward}; resume it with that '
+              f'(pretrain: --conv_backward={recorded_backward}, other '
+              f'binaries: --set=extractor.conv_backward={recorded_backward})')
         raise checkpoint_lib.CheckpointError(
             f'{checkpoints.directory} holds another pretraining (other '
             'architecture, data, hyper-parameters or seed); use another '
