@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from plr_jax.io import checkpoint
+from plr_jax.io import machine
 from plr_jax.models import arch as arch_lib
 from plr_jax.train import continual
 from plr_jax import config as config_lib
@@ -93,20 +94,6 @@ def _flops(lowered) -> float:
   if isinstance(analysis, (list, tuple)):  # older jax: one dict per program
     analysis = analysis[0]
   return float(analysis.get('flops', float('nan')))
-
-
-def host_cpu() -> str:
-  """The host CPU's model name and its bfloat16 matmul instructions (from
-  /proc/cpuinfo; '' where there is none): CPU timings depend on both."""
-  try:
-    with open('/proc/cpuinfo') as fh:
-      info = fh.read()
-  except OSError:
-    return ''
-  names = [line.split(':', 1)[1].strip() for line in info.splitlines()
-           if line.startswith('model name')]
-  return ', '.join(names[:1] + [f'{os.cpu_count()} cores']
-                   + list(layers.cpu_bfloat16_instructions()))
 
 
 def _timed(fn, state, repeats):
@@ -265,7 +252,7 @@ def measure(arch: arch_lib.ArchConfig, strategy_text: str, num_seeds: int,
       'r_exact': strategy_lib.relative_cost(strategy, arch, 'exact'),
       'iters': iters, 'repeats': repeats,
       'date': datetime.date.today().isoformat(),
-      'host': platform.node(), 'cpu': host_cpu(), 'jax': jax.__version__,
+      'host': platform.node(), 'cpu': machine.host_cpu(), 'jax': jax.__version__,
       'xla_flags': os.environ.get('XLA_FLAGS', ''),
   }
 

@@ -8,7 +8,8 @@ with the paper's numbers beside ours, and the figure.
 
 Each row runs in WORKDIR/<run id>/ and resumes there: rerunning the command
 skips finished rows and continues an interrupted one. Rows of the same
-architecture share one pretrained extractor (WORKDIR/extractor_<id>/).
+architecture share one pretrained extractor (WORKDIR/extractor_<id>/), or
+take a committed one: --extractor_dirs=reported/extractors/A,reported/...
 WORKDIR/results.md (and results.json) list every row finished so far with
 the paper's number, ours, the difference and the data; WORKDIR/figures/
 holds the plots (`python -m plr_jax.eval.plots`). --rows=ID,... runs only
@@ -16,6 +17,7 @@ those rows.
 """
 
 import dataclasses
+import json
 import os
 
 from absl import flags
@@ -23,6 +25,7 @@ from absl import flags
 from experiments import common
 from experiments.configs import TABLES
 from plr_jax import run
+from plr_jax.io import checkpoint
 from plr_jax.eval import plots
 from plr_jax.eval import results as results_lib
 
@@ -32,6 +35,9 @@ flags.DEFINE_list('rows', [], 'Run ids of the rows to run (default: all; '
 flags.DEFINE_bool('list', False, 'Print the rows and their run ids, run '
                   'nothing.')
 flags.DEFINE_string('format', 'png', 'Figure format: png or pdf.')
+flags.DEFINE_list('extractor_dirs', [], 'Pretrained extractors to use '
+                  'instead of pretraining (e.g. reported/extractors/*): '
+                  'each row takes the one made for its architecture.')
 flags.adopt_module_key_flags(common)
 FLAGS = flags.FLAGS
 
@@ -51,14 +57,49 @@ def main(table: str):
     for row in rows:
       print(f'{row.run_id}: {row.config.name or ""}')
     return
-  run_rows(module.TITLE, rows, FLAGS.rows, FLAGS.format)
+  run_rows(module.TITLE, rows, FLAGS.rows, FLAGS.format,
+           _given_extractors(FLAGS.extractor_dirs))
 
 
-def run_rows(title: str, rows, only=(), fmt: str = 'png') -> None:
+def _given_extractors(directories) -> dict[str, str]:
+  """{architecture name: directory} of the --extractor_dirs."""
+  out = {}
+  for directory in directories:
+    path = os.path.join(directory, 'meta.json')
+    try:
+      with open(path) as fh:
+        arch = json.load(fh)['arch']
+    except (OSError, ValueError, KeyError):
+      raise common.FlagError(f'--extractor_dirs: {directory} holds no '
+                             'extractor (no readable meta.json naming its '
+                             'arch)') from None
+    if arch in out:
+      raise common.FlagError(f'--extractor_dirs: {out[arch]} and '
+                             f'{directory} are both {arch} extractors')
+    out[arch] = directory
+  return out
+
+
+def run_rows(title: str, rows, only=(), fmt: str = 'png',
+             extractors: dict[str, str] | None = None) -> None:
   """Runs `rows` (those in `only`, if given) in WORKDIR/<run id>/, then
-  writes the table and its figures."""
+  writes the table and its figures. A row with an extractor uses the one
+  `extractors` gives for its architecture, or pretrains one in
+  WORKDIR/extractor_<id>/ shared by the rows that need the same."""
   rows = [dataclasses.replace(row, config=common.finish(row.config))
           for row in rows]
+  for row in rows:
+    given = (extractors or {}).get(row.config.arch.name)
+    if given and (not only or row.run_id in only):
+      try:
+        _, meta = checkpoint.load_extractor(given, row.config.arch)
+      except checkpoint.CheckpointError as e:
+        raise common.FlagError(f'--extractor_dirs: {e}') from None
+      classes = len(meta.get('classes', []))
+      if classes != row.config.extractor_classes:
+        raise common.FlagError(
+            f'--extractor_dirs: {given} was pretrained on {classes} '
+            f'classes; {row.run_id} needs {row.config.extractor_classes}')
   workdir = common.workdir()
   run.check_writable(workdir)
   mesh = common.mesh()
@@ -68,8 +109,8 @@ def run_rows(title: str, rows, only=(), fmt: str = 'png') -> None:
     run.log(f'== {title}: {row.run_id}')
     extractor_dir = None
     if row.config.extractor is not None:
-      extractor_dir = os.path.join(
-          workdir, f'extractor_{row.config.extractor_id()}')
+      extractor_dir = (extractors or {}).get(row.config.arch.name) or (
+          os.path.join(workdir, f'extractor_{row.config.extractor_id()}'))
     run.run(row.config, os.path.join(workdir, row.run_id),
             data_dir=FLAGS.data_dir, extractor_dir=extractor_dir, mesh=mesh,
             should_stop=common.STOP)

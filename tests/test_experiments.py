@@ -113,10 +113,19 @@ def test_split_cifar100_pretrains_then_runs(data_dir, tmp_path):
 
 
 def test_split_cifar10_buffer_replay(data_dir, tmp_path):
+  # A run that pretrains its extractor; the extractor exported in the
+  # portable (committed) form; a run on that form: the same results.
   workdir = str(tmp_path / 'c10')
-  _run('split_cifar10', f'--workdir={workdir}', f'--data_dir={data_dir}',
-       '--preset=tiny', '--arch=arch2',
-       '--strategy=0.5,0.3,0.2', '--set=data_label=fake', '--seeds=3')
+  portable = str(tmp_path / 'portable')
+  again = str(tmp_path / 'c10_again')
+  flags = (f'--data_dir={data_dir}', '--preset=tiny', '--arch=arch2',
+           '--strategy=0.5,0.3,0.2', '--set=data_label=fake', '--seeds=3')
+  _run_all(('split_cifar10', f'--workdir={workdir}', *flags),
+           ('export_extractor', f'--source={workdir}/extractor',
+            f'--dest={portable}', '--command=split_cifar10 (test)',
+            '--code=test'),
+           ('split_cifar10', f'--workdir={again}',
+            f'--extractor_dir={portable}', *flags))
   record = _results(workdir)
   _check_record(record, tasks=2, seeds=[3], mfid=False)
   # The authors' rule by default: np.random.seed(3); permutation(10).
@@ -126,6 +135,11 @@ def test_split_cifar10_buffer_replay(data_dir, tmp_path):
   assert record['config']['continual']['class_order_rule'] == 'authors'
   assert record['config']['continual']['replay'] == 'buffer'
   assert record['config']['continual']['arch']['num_classes'] == 10
+  assert sorted(os.listdir(portable)) == ['extractor.npz', 'meta.json']
+  meta = json.load(open(os.path.join(portable, 'meta.json')))
+  assert meta['command'] == 'split_cifar10 (test)' and meta['machine']
+  assert meta['fingerprint'] == record['extractor']['fingerprint']
+  assert _results(again)['per_seed'] == record['per_seed']
 
 
 @pytest.mark.parametrize('setup, strategy, replay, name', [

@@ -1,7 +1,8 @@
 """Checkpoints (orbax): extractors, and whole runs for resuming.
 
-A checkpoint directory holds `variables/` (orbax: the extractor's `params`
-and `batch_stats`) and `meta.json` (the architecture's extractor shape, what
+An extractor directory holds `variables/` (orbax: the extractor's `params`
+and `batch_stats`) or, in the portable form of committed and imported
+extractors, `extractor.npz` (`io.extractor_file`), and `meta.json` (the architecture's extractor shape, what
 it was trained on, its test accuracy and the fingerprint). The fingerprint, a
 hash of the parameters, keys the on-disk feature cache: other weights, other
 features.
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from plr_jax.io import extractor_file
 from plr_jax.models import classifier as classifier_lib
 from plr_jax.models import arch as arch_lib
 
@@ -42,6 +44,25 @@ def extractor_spec(arch: arch_lib.ArchConfig) -> dict:
   spec = dataclasses.asdict(arch)
   return {k: list(v) if isinstance(v, tuple) else v
           for k, v in spec.items() if k in _EXTRACTOR_FIELDS}
+
+
+def arch_of_extractor(meta: dict) -> arch_lib.ArchConfig:
+  """An architecture whose extractor is the one `meta` (an extractor's
+  meta.json) describes: its named preset with the recorded extractor shape.
+
+  Raises:
+    CheckpointError: no known architecture or no extractor shape recorded.
+  """
+  try:
+    arch = arch_lib.get_arch(meta['arch'])
+    spec = {k: tuple(v) if isinstance(v, list) else v
+            for k, v in meta['extractor'].items()}
+    return dataclasses.replace(arch, **spec)
+  except (KeyError, ValueError, TypeError):
+    raise CheckpointError(
+        f'extractor meta.json names no known architecture and extractor '
+        f'shape (arch {meta.get("arch")!r}, extractor '
+        f'{meta.get("extractor")!r})') from None
 
 
 def fingerprint(variables) -> str:
@@ -80,8 +101,26 @@ def save_extractor(directory: str, arch: arch_lib.ArchConfig, variables,
   return fp
 
 
+def export_extractor(directory: str, arch: arch_lib.ArchConfig, variables,
+                     meta: dict) -> str:
+  """Writes the extractor of classifier `variables` in the portable form
+  (`extractor.npz` and `meta.json`, the fingerprint and the architecture's
+  extractor shape added to `meta`); returns the fingerprint."""
+  extractor = {'params': variables['params']['extractor'],
+               'batch_stats': variables.get('batch_stats', {}).get(
+                   'extractor', {})}
+  extractor = jax.tree.map(np.asarray, extractor)
+  extractor_file.save(directory, extractor)
+  fp = fingerprint(extractor)
+  write_json_atomic(os.path.join(directory, 'meta.json'),
+                    {**meta, 'extractor': extractor_spec(arch),
+                     'fingerprint': fp})
+  return fp
+
+
 def load_extractor(directory: str, arch: arch_lib.ArchConfig):
-  """Loads an extractor saved by `save_extractor` for `arch`.
+  """Loads an extractor saved by `save_extractor` or `export_extractor` for
+  `arch`.
 
   Returns:
     `(variables, meta)`: variables in the classifier's layout
@@ -111,8 +150,19 @@ def load_extractor(directory: str, arch: arch_lib.ArchConfig):
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
       {'params': fresh['params']['extractor'],
        'batch_stats': fresh.get('batch_stats', {}).get('extractor', {})})
-  restored = ocp.StandardCheckpointer().restore(
-      os.path.abspath(os.path.join(directory, 'variables')), target)
+  if extractor_file.exists(directory):
+    try:
+      restored = extractor_file.load(directory, target)
+    except extractor_file.ExtractorFileError as e:
+      raise CheckpointError(str(e)) from None
+    if fingerprint(restored) != meta.get('fingerprint'):
+      raise CheckpointError(
+          f'extractor {directory}: its arrays have fingerprint '
+          f'{fingerprint(restored)}, its meta.json says '
+          f'{meta.get("fingerprint")}: the files do not belong together')
+  else:
+    restored = ocp.StandardCheckpointer().restore(
+        os.path.abspath(os.path.join(directory, 'variables')), target)
   variables = {'params': {'extractor': restored['params']}}
   if restored.get('batch_stats'):
     variables['batch_stats'] = {'extractor': restored['batch_stats']}
