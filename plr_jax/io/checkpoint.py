@@ -101,6 +101,20 @@ def save_extractor(directory: str, arch: arch_lib.ArchConfig, variables,
   return fp
 
 
+def extractor_target(arch: arch_lib.ArchConfig) -> dict:
+  """`{'params': .., 'batch_stats': ..}` of `arch`'s extractor as
+  `jax.ShapeDtypeStruct`s on this machine's first device."""
+  # The target tree (shapes, dtypes, this machine's device) lets a checkpoint
+  # written on one backend (say the CPU) be read on another (a GPU).
+  fresh = jax.eval_shape(lambda: classifier_lib.Classifier(arch).init(
+      jax.random.key(0), jnp.zeros((1,) + tuple(arch.image_shape))))
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+      {'params': fresh['params']['extractor'],
+       'batch_stats': fresh.get('batch_stats', {}).get('extractor', {})})
+
+
 def export_extractor(directory: str, arch: arch_lib.ArchConfig, variables,
                      meta: dict) -> str:
   """Writes the extractor of classifier `variables` in the portable form
@@ -141,15 +155,7 @@ def load_extractor(directory: str, arch: arch_lib.ArchConfig):
         f'extractor checkpoint {directory} was made for another '
         f'architecture ({meta.get("arch", "?")}: {meta.get("extractor")}), '
         f'not {arch.name}')
-  # The target tree (shapes, dtypes, this machine's device) lets a checkpoint
-  # written on one backend (say the CPU) be read on another (a GPU).
-  fresh = jax.eval_shape(lambda: classifier_lib.Classifier(arch).init(
-      jax.random.key(0), jnp.zeros((1,) + tuple(arch.image_shape))))
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  target = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-      {'params': fresh['params']['extractor'],
-       'batch_stats': fresh.get('batch_stats', {}).get('extractor', {})})
+  target = extractor_target(arch)
   if extractor_file.exists(directory):
     try:
       restored = extractor_file.load(directory, target)

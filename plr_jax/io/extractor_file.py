@@ -58,6 +58,28 @@ def save(directory: str, extractor: dict) -> None:
   os.replace(tmp, path)
 
 
+def check(arrays: dict, want: dict, where: str) -> None:
+  """Raises `ExtractorFileError` unless the flat `arrays` have exactly the
+  names and shapes of the flat `want`."""
+  missing = sorted(set(want) - set(arrays))
+  extra = sorted(set(arrays) - set(want))
+  if missing or extra:
+    raise ExtractorFileError(
+        f'{where} does not hold this architecture\'s extractor: missing '
+        f'{", ".join(missing) or "nothing"}; unexpected '
+        f'{", ".join(extra) or "nothing"}')
+  for name, spec in want.items():
+    if tuple(arrays[name].shape) != tuple(spec.shape):
+      raise ExtractorFileError(
+          f'{where}: {name} has shape {list(arrays[name].shape)}, expected '
+          f'{list(spec.shape)}')
+
+
+def check_tree(tree: dict, target: dict, where: str) -> None:
+  """`check` for nested trees."""
+  check(_flatten(tree), _flatten(target), where)
+
+
 def load(directory: str, target) -> dict:
   """The extractor in `directory`, checked against `target` (a tree of
   `jax.ShapeDtypeStruct` with the expected names, shapes and placement).
@@ -73,18 +95,7 @@ def load(directory: str, target) -> dict:
     raise ExtractorFileError(f'{path} is not a readable extractor: '
                              f'{e}') from None
   want = _flatten(target)
-  missing = sorted(set(want) - set(arrays))
-  extra = sorted(set(arrays) - set(want))
-  if missing or extra:
-    raise ExtractorFileError(
-        f'{path} does not hold this architecture\'s extractor: missing '
-        f'{", ".join(missing) or "nothing"}; unexpected '
-        f'{", ".join(extra) or "nothing"}')
-  for name, spec in want.items():
-    if arrays[name].shape != tuple(spec.shape):
-      raise ExtractorFileError(
-          f'{path}: {name} has shape {list(arrays[name].shape)}, expected '
-          f'{list(spec.shape)}')
+  check(arrays, want, path)
   placed = {name: jax.device_put(arrays[name].astype(want[name].dtype),
                                  want[name].sharding)
             for name in want}
