@@ -8,6 +8,7 @@ import chex
 import pytest
 
 from benchmarks import precision_probe
+from benchmarks import pretrain as pretrain_bench
 from benchmarks import profile
 from benchmarks import run as bench
 from tests.conftest import TINY
@@ -97,3 +98,19 @@ def test_profile_helpers():
 
 
 # Bad flags of benchmarks.profile: tests/test_experiments.py's _BAD_INPUT.
+
+
+def test_pretrain_benchmark_reports_the_floor_and_the_parts():
+  record = pretrain_bench.measure('tiny', 'float32', 'patches', images=600,
+                                  repeats=1, epoch=True)
+  assert record['steps_per_epoch'] == 2  # 600 images, batch 256
+  assert record['step_flops'] > 0 and record['matmul_gflops'] > 0
+  assert record['floor_s'] == pytest.approx(
+      record['steps_per_epoch'] * record['step_flops']
+      / (record['matmul_gflops'] * 1e9))
+  assert record['of_floor'] == pytest.approx(record['epoch_s']
+                                             / record['floor_s'])
+  assert set(record['parts_ms']) == {
+      'batch', 'extractor_forward', 'extractor_forward_backward',
+      'dense_forward_backward', 'optimizer', 'step'}
+  assert all(v > 0 for v in record['parts_ms'].values())

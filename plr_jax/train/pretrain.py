@@ -67,9 +67,29 @@ class PretrainConfig:
                        f'{self.conv_backward!r}')
 
 
+@dataclasses.dataclass(frozen=True)
+class Step:
+  """One pretraining step and its parts (`benchmarks.pretrain` times each).
+
+  Attributes:
+    model: the classifier, its convolutions differentiated as configured.
+    tx: the optimizer.
+    batch: `(i, perm, images, labels, mean, std, key) -> (x, y)`: the i-th
+      batch of the permutation, normalised and augmented.
+    loss: `(params, batch_stats, x, y) -> (loss, batch_stats)`.
+    step: `((params, batch_stats, opt_state), i, perm, images, labels, mean,
+      std, key) -> (carry, loss)`: batch, gradient, update.
+  """
+  model: classifier_lib.Classifier
+  tx: optax.GradientTransformation
+  batch: Callable
+  loss: Callable
+  step: Callable
+
+
 @functools.lru_cache(maxsize=None)
-def _make_epoch(arch: arch_lib.ArchConfig, config: PretrainConfig,
-                steps_per_epoch: int):
+def make_step(arch: arch_lib.ArchConfig, config: PretrainConfig) -> Step:
+  """The pure pretraining step of `arch` under `config`."""
   model = classifier_lib.Classifier(arch, config.conv_backward)
   tx = optim.adam(config.learning_rate)
 
@@ -80,18 +100,31 @@ def _make_epoch(arch: arch_lib.ArchConfig, config: PretrainConfig,
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
     return loss.mean(), updates.get('batch_stats', {})
 
-  def step(carry, i, perm, images, labels, mean, std, key):
-    params, batch_stats, opt_state = carry
+  def batch(i, perm, images, labels, mean, std, key):
     rows = jax.lax.dynamic_slice_in_dim(perm, i * config.batch_size,
                                         config.batch_size)
     x = (images[rows].astype(jnp.float32) / 255.0 - mean) / std
     if config.augment:
       x = data_lib.augment(jax.random.fold_in(key, i), x,
                            mode=config.crop_padding)
+    return x, labels[rows]
+
+  def step(carry, i, perm, images, labels, mean, std, key):
+    params, batch_stats, opt_state = carry
+    x, y = batch(i, perm, images, labels, mean, std, key)
     (loss, batch_stats), grads = jax.value_and_grad(
-        loss_fn, has_aux=True)(params, batch_stats, x, labels[rows])
+        loss_fn, has_aux=True)(params, batch_stats, x, y)
     updates, opt_state = tx.update(grads, opt_state, params)
     return (optax.apply_updates(params, updates), batch_stats, opt_state), loss
+
+  return Step(model, tx, batch, loss_fn, step)
+
+
+@functools.lru_cache(maxsize=None)
+def _make_epoch(arch: arch_lib.ArchConfig, config: PretrainConfig,
+                steps_per_epoch: int):
+  parts = make_step(arch, config)
+  tx, step = parts.tx, parts.step
 
   loop = loops.make_loop(step, loops.scan_is_slow(True))
 
