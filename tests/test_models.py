@@ -462,8 +462,10 @@ class Bfloat16MatmulTest(chex.TestCase):
       assert dots == 3, text
 
 
+# Inputs of more than 16 channels take the kernel gradient from patches too.
 @pytest.mark.parametrize('size,channels,stride', [(8, 3, 1), (8, 4, 2),
-                                                  (7, 5, 2), (4, 6, 2)])
+                                                  (7, 5, 2), (4, 6, 2),
+                                                  (6, 20, 1), (5, 24, 2)])
 def test_conv_patch_gradients_equal_xlas(size, channels, stride):
   # The 'patches' backward changes how gradients are computed, never the
   # parameters or the forward pass; gradients agree to float rounding.

@@ -193,12 +193,21 @@ def _conv3x3_patch_grads_fwd(x, kernel, stride):
   return _conv3x3(x, kernel, stride), (x, kernel)
 
 
+# Inputs with at most this many channels get XLA's kernel gradient in the
+# 'patches' backward: their patches are wide and shallow, and XLA's own
+# kernel is the faster there (benchmarks/RESULTS.md, "Pretraining").
+_XLA_KERNEL_GRAD_MAX_CHANNELS = 16
+
+
 def _conv3x3_patch_grads_bwd(stride, residuals, g):
   x, kernel = residuals
   rows = 9 * x.shape[-1]
   g2 = g.reshape(-1, g.shape[-1])
   patches, to_input = jax.vjp(lambda x: _patches3x3(x, stride), x)
-  dkernel = (patches.reshape(-1, rows).T @ g2).reshape(kernel.shape)
+  if x.shape[-1] <= _XLA_KERNEL_GRAD_MAX_CHANNELS:
+    dkernel = jax.vjp(lambda k: _conv3x3(x, k, stride), kernel)[1](g)[0]
+  else:
+    dkernel = (patches.reshape(-1, rows).T @ g2).reshape(kernel.shape)
   dpatches = (g2 @ kernel.reshape(rows, -1).T).reshape(patches.shape)
   return to_input(dpatches)[0], dkernel
 
@@ -212,11 +221,12 @@ def conv3x3(x: jax.Array, kernel: jax.Array, stride: int,
   """A 3x3 convolution with padding 1 (NHWC input, HWIO kernel).
 
   The forward pass is XLA's convolution either way. `backward` picks the
-  gradients: 'xla' (XLA's transposed convolutions) or 'patches' (two
-  matmuls over the input's 3x3 patches: the kernel's gradient is
-  patches^T @ g, the input's is g @ kernel^T scattered back onto the
-  patches' positions). They agree to float rounding; on XLA:CPU the
-  patches form is the faster one (benchmarks/RESULTS.md, "Pretraining").
+  gradients: 'xla' (XLA's transposed convolutions) or 'patches' (matmuls
+  over the input's 3x3 patches: the input's gradient is g @ kernel^T
+  scattered back onto the patches' positions, the kernel's patches^T @ g,
+  or XLA's for inputs of at most 16 channels). They agree to float rounding;
+  on XLA:CPU the patches form is the faster one (benchmarks/RESULTS.md,
+  "Pretraining").
   """
   if backward == 'xla':
     return _conv3x3(x, kernel, stride)
