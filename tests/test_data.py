@@ -146,3 +146,35 @@ def test_tensorflow_datasets_is_tried_last(tmp_path, monkeypatch):
   assert ds.source == 'tensorflow-datasets'
   assert ds.train_images.shape == (6, 32, 32, 3) and ds.test_labels.shape == (3,)
   assert calls == [('cifar100', ('train', 'test'), -1, str(tmp_path), True)]
+
+
+class _Payload:
+  """Unpickling this would call open(path, 'w') (pickled as io.open)."""
+
+  def __init__(self, path):
+    self.path = path
+
+  def __reduce__(self):
+    return (open, (self.path, 'w'))
+
+
+@pytest.mark.parametrize('payload', ['call', 'object_array', 'truncated'])
+def test_crafted_cifar_files_run_nothing(tmp_path, payload):
+  fake_data.write_cifar10(tmp_path)
+  marker = str(tmp_path / 'ran')
+  path = tmp_path / 'cifar-10-batches-py' / 'data_batch_3'
+  if payload == 'call':
+    content = pickle.dumps({b'data': _Payload(marker), b'labels': [0]},
+                           protocol=2)
+    message = 'refused to load io.open'
+  elif payload == 'object_array':
+    content = pickle.dumps({b'data': np.array([_Payload(marker)], object),
+                            b'labels': [0]}, protocol=2)
+    message = 'refused an object array'
+  else:
+    content = path.read_bytes()[:-50]
+    message = 'damaged pickle'
+  path.write_bytes(content)
+  with pytest.raises(ValueError, match=f'data_batch_3: {message}'):
+    data.load('cifar10', str(tmp_path))
+  assert not os.path.exists(marker)

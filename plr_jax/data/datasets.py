@@ -18,11 +18,12 @@ import dataclasses
 import gzip
 import hashlib
 import os
-import pickle
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from plr_jax.data import safe_pickle
 
 DEBIAN_FASHION_MNIST = '/usr/share/datasets/fashion-mnist'
 _FMNIST_FILES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz',
@@ -152,12 +153,22 @@ def _load_cifar(directory, subdir, train_files, test_files, label_key):
   def read(files):
     images, labels = [], []
     for f in files:
-      with open(os.path.join(root, f), 'rb') as fh:
-        batch = pickle.load(fh, encoding='bytes')
+      path = os.path.join(root, f)
+      with open(path, 'rb') as fh:
+        try:
+          batch = safe_pickle.load(fh)
+        except safe_pickle.UnsafePickleError as e:
+          raise safe_pickle.UnsafePickleError(f'{path}: {e}') from None
+      if not isinstance(batch, dict):
+        raise safe_pickle.UnsafePickleError(
+            f'{path}: not a CIFAR batch (a dict), but {type(batch).__name__}')
       # The original files have bytes keys (pickled by Python 2); files
       # written by Python 3, such as the JPEG stand-in's, have str keys.
       batch = {k.decode() if isinstance(k, bytes) else k: v
                for k, v in batch.items()}
+      if 'data' not in batch or label_key not in batch:
+        raise safe_pickle.UnsafePickleError(
+            f'{path}: not a CIFAR batch (no data or {label_key})')
       images.append(np.asarray(batch['data'], np.uint8))
       labels.append(np.asarray(batch[label_key], np.int32))
     images = np.concatenate(images).reshape(-1, 3, 32, 32)
