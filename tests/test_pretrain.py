@@ -10,6 +10,7 @@ import pytest
 
 from plr_jax.data import datasets as data_lib
 from plr_jax.io import checkpoint as checkpoint_lib
+from plr_jax.io import interrupts
 from plr_jax.models import arch as arch_lib
 from plr_jax.models import classifier as classifier_lib
 from plr_jax.train import pretrain as pretrain_lib
@@ -71,3 +72,28 @@ def test_resume_refuses_the_other_backward(tmp_path):
 def test_pretrain_config_checks_the_backward():
   with pytest.raises(ValueError, match='conv backward must be one of'):
     pretrain_lib.PretrainConfig(conv_backward='fft')
+
+
+def test_a_stop_within_an_epoch_resumes_as_uninterrupted(tmp_path):
+  # On the CPU the stop request is polled between steps: the interrupted
+  # epoch is dropped and recomputed from the last saved one.
+  config = pretrain_lib.PretrainConfig(epochs=3, batch_size=16,
+                                       learning_rate=1e-3)
+  whole, whole_acc, _ = pretrain_lib.pretrain(TINY, _dataset(), config, 0)
+  calls = []
+
+  def stop_at_the_eighth_poll():
+    calls.append(1)
+    return len(calls) == 8  # epoch 1 polls 6 times (5 steps, its end)
+
+  with pytest.raises(interrupts.Interrupted,
+                     match=r'during epoch 2/3 \(epochs up to 1 are saved\)'):
+    pretrain_lib.pretrain(
+        TINY, _dataset(), config, 0,
+        checkpoints=checkpoint_lib.EpochCheckpointer(str(tmp_path)),
+        should_stop=stop_at_the_eighth_poll)
+  resumed, resumed_acc, _ = pretrain_lib.pretrain(
+      TINY, _dataset(), config, 0,
+      checkpoints=checkpoint_lib.EpochCheckpointer(str(tmp_path)))
+  chex.assert_trees_all_equal(resumed, whole)
+  assert resumed_acc == whole_acc

@@ -72,14 +72,19 @@ def make_loop(iteration: Callable[..., tuple[Any, Any]], host_loop: bool,
       fewer loop-condition round trips on accelerators, a larger program.
 
   Returns:
-    The runner; `carry` is donated, `length` is static.
+    The runner; `carry` is donated, `length` is static. The host loop's
+    runner also takes `between`, called before every iteration but the
+    first (for example to raise on a stop request; the donated carry is
+    then gone, so the caller resumes from its own checkpoint).
   """
   if host_loop and jit:
     jitted = jax.jit(iteration, donate_argnums=0)
 
-    def run(carry, *args, length):
+    def run(carry, *args, length, between: Callable[[], None] | None = None):
       outputs = []
       for i in range(length):
+        if i and between is not None:
+          between()
         carry, out = jitted(carry, jnp.int32(i), *args)
         outputs.append(out)
       return carry, jax.tree.map(lambda *o: jnp.stack(o), *outputs)

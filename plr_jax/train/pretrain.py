@@ -128,10 +128,13 @@ def _make_epoch(arch: arch_lib.ArchConfig, config: PretrainConfig,
 
   loop = loops.make_loop(step, loops.scan_is_slow(True))
 
-  def epoch(carry, images, labels, mean, std, key):
+  def epoch(carry, images, labels, mean, std, key, between=None):
     perm = jax.random.permutation(key, images.shape[0])
+    if between is None:
+      return loop(carry, perm, images, labels, mean, std, key,
+                  length=steps_per_epoch)
     return loop(carry, perm, images, labels, mean, std, key,
-                length=steps_per_epoch)
+                length=steps_per_epoch, between=between)
 
   return tx, epoch
 
@@ -153,8 +156,9 @@ def pretrain(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
     checkpoints: saves the state after every epoch; a pretraining found
       there (same architecture, data, hyper-parameters and seed; any number
       of epochs up to `config.epochs`) is continued instead of restarted.
-    should_stop: polled after every epoch (after its checkpoint); True
-      raises `interrupts.Interrupted`.
+    should_stop: polled between the steps of an epoch on the CPU (the
+      epoch is then dropped: a resume recomputes it) and after every
+      epoch's checkpoint; True raises `interrupts.Interrupted`.
 
   Returns:
     `(variables, test_accuracy, wall_time_s)` for the whole classifier
@@ -216,8 +220,17 @@ def pretrain(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
             f'{info["epoch"]}, past the {config.epochs} epochs asked for')
       first, earlier_s = info['epoch'] + 1, info['wall_time_s']
   for e in range(first, config.epochs + 1):
+    # On XLA:CPU an epoch is a host loop (loops.scan_is_slow), and a stop
+    # request is honoured between its steps: the epoch is dropped and
+    # recomputed on resume from the last saved one (elsewhere an epoch is
+    # one compiled scan, polled after it ends).
+    def between(e=e):
+      interrupts.check(should_stop, lambda: (
+          f'the extractor pretraining during epoch {e}/{config.epochs} '
+          f'(epochs up to {e - 1} are saved)'))
     carry, losses = epoch(carry, images, labels, mean, std,
-                          jax.random.fold_in(key, e))
+                          jax.random.fold_in(key, e),
+                          between if loops.scan_is_slow(True) else None)
     loss = float(jnp.mean(losses))
     if checkpoints is not None:
       checkpoints.save(carry, e, {
