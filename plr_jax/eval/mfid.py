@@ -46,8 +46,15 @@ def gaussian(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return x.mean(axis=0), np.atleast_2d(np.cov(x, rowvar=False))
 
 
+# Steps of the reference training per compiled call: the stop request is
+# polled between calls, so a stop waits for at most this many steps.
+REFERENCE_CHUNK = 20
+
+
 @functools.lru_cache(maxsize=None)
-def _make_reference_epoch(arch, batch_size, steps_per_epoch, learning_rate):
+def _make_reference_chunk(arch, batch_size, learning_rate):
+  """`chunk(carry, perm, features, labels, start, length)`: steps start ..
+  start + length - 1 of an epoch whose batch order is `perm`."""
   model = classifier_lib.Classifier(arch)
   tx = optim.adam(learning_rate)
 
@@ -56,9 +63,7 @@ def _make_reference_epoch(arch, batch_size, steps_per_epoch, learning_rate):
                          method=classifier_lib.Classifier.classify_from)
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-  def epoch(carry, features, labels, key):
-    perm = jax.random.permutation(key, features.shape[0])
-
+  def chunk(carry, perm, features, labels, start, length):
     def step(carry, i):
       params, opt_state = carry
       rows = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
@@ -66,9 +71,9 @@ def _make_reference_epoch(arch, batch_size, steps_per_epoch, learning_rate):
       updates, opt_state = tx.update(grads, opt_state, params)
       return (optax.apply_updates(params, updates), opt_state), None
 
-    return jax.lax.scan(step, carry, jnp.arange(steps_per_epoch))[0]
+    return jax.lax.scan(step, carry, start + jnp.arange(length))[0]
 
-  return tx, jax.jit(epoch)
+  return tx, jax.jit(chunk, static_argnames='length')
 
 
 def train_reference(arch: arch_lib.ArchConfig, features: np.ndarray,
@@ -77,22 +82,26 @@ def train_reference(arch: arch_lib.ArchConfig, features: np.ndarray,
                     should_stop: interrupts.StopCheck | None = None):
   """Trains the reference's hidden stack and head on all classes jointly.
 
-  `should_stop` is polled after every epoch; True raises
+  `should_stop` is polled every `REFERENCE_CHUNK` steps; True raises
   `interrupts.Interrupted` (nothing is kept: a rerun trains it again)."""
   steps_per_epoch = max(1, len(labels) // batch_size)
   batch_size = min(batch_size, len(labels))
-  tx, epoch = _make_reference_epoch(arch, batch_size, steps_per_epoch,
-                                    learning_rate)
+  tx, chunk = _make_reference_chunk(arch, batch_size, learning_rate)
   key = jax.random.fold_in(jax.random.key(seed), 0x3F1D)
   params = continual.init_classifier(arch, key)['params']
   params = {k: v for k, v in params.items() if k != 'extractor'}
   carry = (params, tx.init(params))
   features, labels = jnp.asarray(features), jnp.asarray(labels, jnp.int32)
   for e in range(epochs):
-    carry = epoch(carry, features, labels, jax.random.fold_in(key, e + 1))
-    if e + 1 < epochs:
-      interrupts.check(should_stop, lambda e=e: (
-          f'the mFID reference training, epoch {e + 1}/{epochs}'))
+    perm = jax.random.permutation(jax.random.fold_in(key, e + 1),
+                                  features.shape[0])
+    for start in range(0, steps_per_epoch, REFERENCE_CHUNK):
+      if e or start:
+        interrupts.check(should_stop, lambda e=e: (
+            f'the mFID reference training, epoch {e + 1}/{epochs}'))
+      length = min(REFERENCE_CHUNK, steps_per_epoch - start)
+      carry = chunk(carry, perm, features, labels, jnp.int32(start),
+                    length=length)
   return carry[0]
 
 

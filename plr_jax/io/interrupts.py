@@ -1,9 +1,11 @@
 """Stopping a run cleanly: a stop request polled at safe points.
 
 A `StopFlag` records that a stop was asked for. The task loop (between
-chunks), the extractor pretraining and the mFID reference training (after
-each epoch) poll it and raise `Interrupted` there, after the run's state is
-checkpointed, so no exception ever unwinds through JAX mid-computation.
+chunks), the extractor pretraining (between steps on the CPU, else after
+each epoch) and the mFID reference training (every 20 steps) poll it and
+raise `Interrupted` there, after the run's state is checkpointed (an
+interrupted pretraining epoch or reference training is recomputed on
+resume), so no exception ever unwinds through JAX mid-computation.
 The binaries turn SIGINT and SIGTERM into stop requests (`handle_signals`);
 the library installs no handlers of its own.
 """
