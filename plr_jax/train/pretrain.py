@@ -227,7 +227,8 @@ def pretrain(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
     def between(e=e):
       interrupts.check(should_stop, lambda: (
           f'the extractor pretraining during epoch {e}/{config.epochs} '
-          f'(epochs up to {e - 1} are saved)'))
+          f'({f"epochs up to {e - 1} are" if e > 1 else "no epoch is"} '
+          'saved)'))
     carry, losses = epoch(carry, images, labels, mean, std,
                           jax.random.fold_in(key, e),
                           between if loops.scan_is_slow(True) else None)
