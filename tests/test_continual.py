@@ -78,7 +78,8 @@ def test_run_produces_finite_losses_and_an_accuracy_matrix():
   assert 0 <= result.average_accuracy <= 1
   assert int(result.state.step) == 3 * CONFIG.iters_per_task
   # One compilation per phase (task 1; tasks 2-3), none per task or chunk.
-  phases = {continual.task_phase(CONFIG, t) for t in (1, 2, 3)}
+  phases = {steps.Phase.of(t, CONFIG.extractor_trainable_until)
+            for t in (1, 2, 3)}
   assert len(phases) == 2
   assert continual.make_chunk_runner(CONFIG).loop._cache_size() == len(phases)
 
@@ -208,7 +209,8 @@ def test_buffer_replay_run_compiles_once_and_is_deterministic():
   assert result.state.generator is None
   assert result.accuracy.shape == (2, 2)
   assert np.all(result.losses[1]['classifier/replay_loss'] > 0)
-  phases = {continual.task_phase(config, t) for t in (1, 2)}
+  phases = {steps.Phase.of(t, config.extractor_trainable_until)
+            for t in (1, 2)}
   assert continual.make_chunk_runner(config).loop._cache_size() == len(phases)
   again = continual.run(config, train, test, 0, classifier_params=params)
   np.testing.assert_array_equal(result.accuracy, again.accuracy)
@@ -264,7 +266,8 @@ def test_vmapped_seeds_match_runs_of_each_seed_alone():
     chex.assert_shape(rows, (2, CONFIG.num_tasks))
     for i, result in enumerate(batched):
       np.testing.assert_array_equal(rows[i], result.accuracy[t - 1])
-  phases = {continual.task_phase(CONFIG, t) for t in (1, 2, 3)}
+  phases = {steps.Phase.of(t, CONFIG.extractor_trainable_until)
+            for t in (1, 2, 3)}
   assert (continual.make_chunk_runner(CONFIG, True).loop._cache_size() ==
           len(phases))
   for seed, result in zip([0, 1], batched):
@@ -292,7 +295,7 @@ def assert_results_close(result, expected):
 def test_host_loop_reports_progress_in_short_chunks():
   """Where the loop runs on the host (convolutions on CPU), chunks are short
   so that progress lines keep coming; the chunking does not change results."""
-  if not loops.scan_is_slow(has_convolutions=True):
+  if not loops.slow_convolutions(has_convolutions=True):
     pytest.skip('the host loop is used on CPU only')
   images, labels = _tiny3_images()
   base = dict(arch=TINY3, strategy=(1.0, 0.0, 0.0), num_tasks=3,
@@ -388,7 +391,7 @@ def test_progress_rate_and_eta_leave_out_each_tasks_first_chunk():
 @pytest.mark.parametrize('replay', ['generative', 'images'])
 def test_seeds_with_convolutions_match_runs_of_each_seed_alone(replay):
   """Seeds in one program on images (Figure 5's setups): vmapped, or on
-  XLA:CPU one after another (`loops.seeds_in_sequence`), each seed's run is
+  XLA:CPU one after another (`loops.slow_convolutions`), each seed's run is
   its run alone."""
   images, labels = _tiny3_images()
   config = continual.ContinualConfig(

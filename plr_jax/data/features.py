@@ -11,7 +11,7 @@ import numpy as np
 
 from plr_jax.models import arch as arch_lib
 from plr_jax.data import datasets as data_lib
-from plr_jax.eval import accuracy as evaluation
+from plr_jax.models import inference
 
 _MEMORY: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
 
@@ -42,9 +42,9 @@ def cached_features(arch: arch_lib.ArchConfig, variables, fingerprint: str,
         _MEMORY[key] = (cached['train'], cached['test'])
       return _MEMORY[key]
   mean, std = dataset.channel_stats()
-  train = evaluation.extract_features(
+  train = inference.extract_features(
       arch, variables, data_lib.normalise(dataset.train_images, mean, std))
-  test = evaluation.extract_features(
+  test = inference.extract_features(
       arch, variables, data_lib.normalise(dataset.test_images, mean, std))
   if path:
     os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -55,8 +55,8 @@ def _row_major_transpose(a: jax.Array) -> jax.Array:
 
   XLA folds a plain transpose into the dot's dimension numbers or gives it a
   column-major layout, and XLA:CPU then computes the bfloat16 dot in float32
-  (measured: 13 ms instead of 3 ms for [2000, 512] x [512, 2000] on 2 cores
-  with AMX). Going through a third axis makes it copy the data.
+  (benchmarks/RESULTS.md). Going through a third axis makes it copy the
+  data.
   """
   return jnp.transpose(a[..., None], (1, 0, 2))[..., 0]
 
@@ -299,9 +299,9 @@ class ConvTranspose(nn.Module):
   k3 s1 p1 layers). Computed as one stride-1 convolution with
   `stride**2 * features` output channels followed by a depth-to-space
   shuffle ("sub-pixel" form): XLA:CPU computes the kernel gradient of the
-  dilated convolution behind `lax.conv_transpose` very slowly (measured on 2
-  cores, batch 512, Fashion-MNIST decoder: 0.7-0.8 s per stride-2 layer);
-  a plain convolution over the undilated input is fast on every backend.
+  dilated convolution behind `lax.conv_transpose` very slowly
+  (benchmarks/RESULTS.md); a plain convolution over the undilated input is
+  fast on every backend.
   The kernel is [k, k, in, out] with `kernel[t, u] = torch_weight[:, :, t, u]`.
   """
   features: int

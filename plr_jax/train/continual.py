@@ -19,7 +19,7 @@ from plr_jax.io import checkpoint as checkpoint_lib
 from plr_jax.io import interrupts
 from plr_jax.models import classifier as classifier_lib
 from plr_jax.models import arch as arch_lib
-from plr_jax.eval import accuracy as evaluation
+from plr_jax.models import inference
 from plr_jax.models import generator as generator_lib
 from plr_jax.models import image_generator
 from plr_jax.train import loops
@@ -235,7 +235,7 @@ def make_chunk_runner(config: ContinualConfig, batched: bool = False,
   return _chunk_runner(config, batched, mesh)
 
 
-# Iterations per chunk where the loop runs on the host (`loops.scan_is_slow`).
+# Iterations per chunk where the loop runs on the host (`loops.slow_convolutions`).
 HOST_LOOP_CHUNK = 20
 
 
@@ -283,9 +283,9 @@ def _chunk_runner(config, batched, mesh):
   if batched:
     seed_axes = (0, None, None, None, 0, 0, 0, 0)
     iteration = (loops.map_unrolled(iteration, seed_axes)
-                 if loops.seeds_in_sequence(has_convolutions)
+                 if loops.slow_convolutions(has_convolutions)
                  else jax.vmap(iteration, in_axes=seed_axes))
-  host_loop = loops.scan_is_slow(has_convolutions)
+  host_loop = loops.slow_convolutions(has_convolutions)
   loop = loops.make_loop(iteration, host_loop, unroll=config.scan_unroll)
 
   def run_chunk(state, features, labels, data: TaskData, length):
@@ -300,21 +300,6 @@ def _chunk_runner(config, batched, mesh):
                           else config.chunk_size)
   run_chunk.iteration = iteration  # one iteration, for cost analysis
   return run_chunk
-
-
-def task_phase(config: ContinualConfig, task: int) -> steps.Phase:
-  """The phase task `task`'s program is specialised to.
-
-  Each phase of a run (task 1 without replay; replaying with the extractor
-  trained; replaying after it froze) gets a program of its own, compiled
-  once and reused by every chunk and task of that phase: task 1 does no
-  replay work and frozen layers get no gradients. One program that branched
-  on the task with `lax.cond` instead was measured slower on both backends
-  it ran on (ARCH1 IR: 1.27 against 1.02 ms per iteration on an H100 with
-  TF32, 343 against 314 ms on a 2-core CPU; benchmarks/RESULTS.md), so it
-  was removed.
-  """
-  return steps.Phase.of(task, config.extractor_trainable_until)
 
 
 @dataclasses.dataclass
@@ -604,10 +589,10 @@ def _evaluate(config, params, test, split, task) -> np.ndarray:
   """One seed's accuracy on every task's test classes after `task`."""
   test_features = test[0]
   if config.inputs == 'images':
-    test_features = evaluation.extract_features(config.arch,
+    test_features = inference.extract_features(config.arch,
                                                 {'params': params}, test[0])
   seen = task_of_class(split.order, config.num_tasks) < task
-  return evaluation.task_accuracies(
+  return inference.task_accuracies(
       config.arch, params, test_features, test[1], split.test_tasks,
       config.num_tasks, seen=seen)
 

@@ -1,11 +1,11 @@
 """Running many iterations of a step: one `lax.scan`, or a host loop.
 
 On accelerators a chunk of iterations is one jit-compiled `lax.scan`, so the
-host touches the loop only between chunks. XLA:CPU, however, runs
-convolutions inside a while loop about 15x slower than at the top level of a
-program (measured here on 2 cores: 2.6 s against 0.17 s per Fashion-MNIST
-iteration), so where the body convolves and the backend is the CPU, the host
-loops over the jitted iteration instead: the same arithmetic and draws.
+host touches the loop only between chunks. XLA:CPU runs convolutions inside a
+while loop, and vmapped ones (grouped convolutions), far slower than at the
+top level of a program (benchmarks/RESULTS.md), so where the body convolves
+and the backend is the CPU, the host loops over the jitted iteration and
+seeds run one after another: the same arithmetic and draws.
 """
 
 from typing import Any, Callable
@@ -14,22 +14,10 @@ import jax
 import jax.numpy as jnp
 
 
-def scan_is_slow(has_convolutions: bool) -> bool:
-  """Whether to loop on the host rather than scan."""
-  return has_convolutions and jax.default_backend() == 'cpu'
-
-
-def seeds_in_sequence(has_convolutions: bool) -> bool:
-  """Whether a program over several seeds runs them one after another
-  (`map_unrolled`) rather than vmapped.
-
-  Vmapped over seeds, a convolution becomes a grouped convolution, which
-  XLA:CPU runs slowly: measured on 2 cores, a Fashion-MNIST `ir_frozen`
-  iteration for 3 seeds took 675 ms vmapped, 285 ms in sequence and 115 ms
-  for one seed alone in task 1 (234, 108 and 39 ms after the freeze).
-  Programs of dense layers run faster vmapped (ARCH1, 3 seeds, float32: 573-
-  597 ms vmapped against 734-746 ms in sequence).
-  """
+def slow_convolutions(has_convolutions: bool) -> bool:
+  """Whether the program convolves on XLA:CPU: then loop on the host rather
+  than scan, and run seeds in sequence (`map_unrolled`) rather than vmapped.
+  Programs of dense layers scan and vmap."""
   return has_convolutions and jax.default_backend() == 'cpu'
 
 
@@ -65,7 +53,7 @@ def make_loop(iteration: Callable[..., tuple[Any, Any]], host_loop: bool,
     iteration: `iteration(carry, i, *args) -> (carry, output)`, pure; `i` is
       the iteration's index in the chunk (an int32 scalar).
     host_loop: loop on the host over a jitted iteration instead of a jitted
-      `lax.scan` (see `scan_is_slow`).
+      `lax.scan` (see `slow_convolutions`).
     jit: False returns the pure scan (for composing under jit or vmap);
       `host_loop` is then ignored.
     unroll: iterations per step of the scan's loop (`lax.scan`'s `unroll`):

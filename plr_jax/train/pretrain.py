@@ -28,7 +28,7 @@ from plr_jax.models import arch as arch_lib
 from plr_jax.models import layers
 from plr_jax.train import continual
 from plr_jax.data import datasets as data_lib
-from plr_jax.eval import accuracy as evaluation
+from plr_jax.models import inference
 from plr_jax.train import loops
 from plr_jax.train import optim
 
@@ -126,7 +126,7 @@ def _make_epoch(arch: arch_lib.ArchConfig, config: PretrainConfig,
   parts = make_step(arch, config)
   tx, step = parts.tx, parts.step
 
-  loop = loops.make_loop(step, loops.scan_is_slow(True))
+  loop = loops.make_loop(step, loops.slow_convolutions(True))
 
   def epoch(carry, images, labels, mean, std, key, between=None):
     perm = jax.random.permutation(key, images.shape[0])
@@ -220,7 +220,7 @@ def pretrain(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
             f'{info["epoch"]}, past the {config.epochs} epochs asked for')
       first, earlier_s = info['epoch'] + 1, info['wall_time_s']
   for e in range(first, config.epochs + 1):
-    # On XLA:CPU an epoch is a host loop (loops.scan_is_slow), and a stop
+    # On XLA:CPU an epoch is a host loop (loops.slow_convolutions), and a stop
     # request is honoured between its steps: the epoch is dropped and
     # recomputed on resume from the last saved one (elsewhere an epoch is
     # one compiled scan, polled after it ends).
@@ -231,7 +231,7 @@ def pretrain(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
           'saved)'))
     carry, losses = epoch(carry, images, labels, mean, std,
                           jax.random.fold_in(key, e),
-                          between if loops.scan_is_slow(True) else None)
+                          between if loops.slow_convolutions(True) else None)
     loss = float(jnp.mean(losses))
     if checkpoints is not None:
       checkpoints.save(carry, e, {
@@ -244,7 +244,7 @@ def pretrain(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
           f'the extractor pretraining after epoch {e}/{config.epochs}'))
   variables = {'params': carry[0], 'batch_stats': carry[1]}
   test = data_lib.normalise(dataset.test_images, mean, std)
-  features = evaluation.extract_features(arch, variables, test)
-  predictions = evaluation.predict(arch, variables['params'], features)
+  features = inference.extract_features(arch, variables, test)
+  predictions = inference.predict(arch, variables['params'], features)
   accuracy = float(np.mean(predictions == remap[dataset.test_labels]))
   return variables, accuracy, earlier_s + time.perf_counter() - start

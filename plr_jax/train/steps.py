@@ -59,7 +59,6 @@ __all__ = [
 ]
 
 Classifier = classifier_lib.Classifier
-Generator = generator_lib.Generator
 
 
 def make_plr_step(
