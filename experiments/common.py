@@ -174,7 +174,9 @@ def replay_targets() -> str | None:
 
 
 def finish(cfg: config_lib.RunConfig) -> config_lib.RunConfig:
-  """The flags every run takes, applied to a preset's config, then --set."""
+  """The flags every run takes, applied to a preset's config, then --set;
+  the result's `departures` say how it differs from the paper's."""
+  base = cfg
   cont = cfg.continual
   changes = {'class_order': ('class_order_rule', FLAGS.class_order)}
   if FLAGS.iters_per_task is not None:
@@ -198,9 +200,40 @@ def finish(cfg: config_lib.RunConfig) -> config_lib.RunConfig:
   except ValueError as e:
     raise FlagError(f'--precision: {e}') from None
   try:
-    return config_lib.override(cfg, FLAGS.set)
+    cfg = config_lib.override(cfg, FLAGS.set)
   except ValueError as e:
     raise FlagError(f'--set: {e}') from None
+  return cfg.replace(departures=departures(base, cfg))
+
+
+# --set fields that change how a run executes or is labelled, not what it
+# computes.
+_DESCRIPTIVE_FIELDS = ('loop.', 'data_label', 'name', 'departures',
+                       'extractor.conv_backward') + tuple(
+                           f'continual.{f}'
+                           for f in continual.ContinualConfig.LOOP_FIELDS)
+
+
+def departures(base: config_lib.RunConfig,
+               cfg: config_lib.RunConfig) -> tuple[str, ...]:
+  """How `cfg` (the preset's `base` after the flags) departs from the
+  paper's sizes and lengths, in words; () for a run comparable with it."""
+  out = []
+  cont = cfg.continual
+  if FLAGS.preset == 'tiny':
+    out.append(f'tiny preset (small networks, {cont.iters_per_task} '
+               f'iterations per task, batch {cont.batch_size})')
+  elif cont.iters_per_task != base.continual.iters_per_task:
+    out.append(f'{cont.iters_per_task} iterations per task (the paper: '
+               f'{base.continual.iters_per_task})')
+  if (FLAGS.preset != 'tiny' and cfg.extractor and base.extractor
+      and cfg.extractor.epochs != base.extractor.epochs):
+    out.append(f'extractor pretrained {cfg.extractor.epochs} epochs (the '
+               f'paper: {base.extractor.epochs})')
+  for entry in FLAGS.set:
+    if not entry.split('=', 1)[0].startswith(_DESCRIPTIVE_FIELDS):
+      out.append(f'--set={entry}')
+  return tuple(out)
 
 
 def workdir() -> str:

@@ -12,7 +12,7 @@ architecture share one pretrained extractor (WORKDIR/extractor_<id>/), or
 take a committed one: --extractor_dirs=reported/extractors/A,reported/...
 WORKDIR/results.md (and results.json) list every row finished so far with
 the paper's number, ours, the difference and the data; WORKDIR/figures/
-holds the plots (`python -m plr_jax.eval.plots`). --rows=ID,... runs only
+holds the plots (`python -m experiments.plots`). --rows=ID,... runs only
 those rows.
 """
 
@@ -55,10 +55,28 @@ def main(table: str):
                            f'{", ".join(ids)}')
   if FLAGS.list:
     for row in rows:
-      print(f'{row.run_id}: {row.config.name or ""}')
+      print(f'{row.run_id}: {_describe(row)}')
     return
   run_rows(module.TITLE, rows, FLAGS.rows, FLAGS.format,
            _given_extractors(FLAGS.extractor_dirs))
+
+
+def _describe(row) -> str:
+  """e.g. 'ARCH1 S=[0.3, 0.7], 3 seeds, 2 tasks x 5000 iterations; the
+  paper: 70.6 +- 1.0% (paper, Table 1)'."""
+  cfg = row.config
+  name = cfg.name or results_lib.strategy_name(cfg.continual.strategy)
+  text = f'{cfg.arch.name.upper()} {name}'
+  if cfg.continual.replay == 'generative':
+    text += f', recon_levels={cfg.continual.recon_levels}'
+  text += (f', {len(cfg.seeds)} seeds, {cfg.continual.num_tasks} tasks x '
+           f'{cfg.continual.iters_per_task} iterations')
+  if row.paper is not None:
+    sem = f' +- {100 * row.paper_sem:.1f}' if row.paper_sem else ''
+    text += f'; the paper: {100 * row.paper:.1f}%{sem}'
+    if row.source:
+      text += f' ({row.source})'
+  return text
 
 
 def _given_extractors(directories) -> dict[str, str]:

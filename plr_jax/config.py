@@ -130,6 +130,10 @@ class RunConfig:
     precision: JAX's default matmul precision for the run (`PRECISIONS`).
     data_label: what the data is (`DATA_LABELS`); None: read from the files.
     loop: how the run executes (not part of its identity).
+    departures: how the run's sizes, lengths or settings depart from the
+      paper's (e.g. 'tiny preset ...'), set by the binaries; () for the
+      paper's. Every output of the run says so. Descriptive: not part of
+      its identity.
   """
   protocol: str
   continual: continual.ContinualConfig
@@ -142,6 +146,7 @@ class RunConfig:
   precision: str = 'float32'
   data_label: str | None = None
   loop: LoopOptions = LoopOptions()
+  departures: tuple[str, ...] = ()
 
   def __post_init__(self):
     if self.protocol not in PROTOCOLS:
@@ -154,6 +159,7 @@ class RunConfig:
     if not self.seeds:
       raise ValueError('no seeds: give at least one, e.g. 0,1,2')
     object.__setattr__(self, 'seeds', tuple(int(s) for s in self.seeds))
+    object.__setattr__(self, 'departures', tuple(self.departures))
     repeated = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
     if repeated:
       raise ValueError(f'seeds must be distinct; repeated: '
@@ -218,8 +224,9 @@ def to_json(value: Any) -> Any:
 
 def identity_of(tree: dict) -> dict:
   """A `RunConfig` as JSON data without what does not change its results
-  (loop options, the name); see `RunConfig.identity`."""
-  tree = {k: v for k, v in tree.items() if k not in ('loop', 'name')}
+  (loop options, the name, the departures); see `RunConfig.identity`."""
+  tree = {k: v for k, v in tree.items()
+          if k not in ('loop', 'name', 'departures')}
   tree['continual'] = {k: v for k, v in tree['continual'].items()
                        if k not in continual.ContinualConfig.LOOP_FIELDS}
   if isinstance(tree.get('extractor'), dict):

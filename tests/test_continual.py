@@ -380,12 +380,20 @@ def test_progress_rate_and_eta_leave_out_each_tasks_first_chunk():
   now[0] += 2.5
   report(2, 100)
   assert report.rate == pytest.approx(100 / 7.5)
-  # Before any steady chunk, the rate is that of everything so far.
-  times = iter([0.0, 4.0])
-  fresh = progress_lib.Progress(num_tasks=1, iters_per_task=10,
-                                stream=io.StringIO(), clock=lambda: next(times))
-  fresh(1, 8)
-  assert fresh.rate == pytest.approx(2.0)
+  # The process's first chunk compiles: no rate and no ETA from it alone.
+  times = iter([0.0, 4.0, 5.0])
+  stream = io.StringIO()
+  fresh = progress_lib.Progress(num_tasks=2, iters_per_task=10,
+                                interval_s=0, stream=stream,
+                                clock=lambda: next(times))
+  fresh(1, 10)
+  assert fresh.rate is None
+  assert stream.getvalue().strip().endswith(
+      'rate and ETA after the first compiled chunk'), stream.getvalue()
+  # A task's first chunk after it: the rate until a steady chunk comes.
+  fresh(2, 5)
+  assert fresh.rate == pytest.approx(5.0)
+  assert stream.getvalue().strip().endswith('5.0 it/s | ETA 0m01s')
 
 
 @pytest.mark.parametrize('replay', ['generative', 'images'])

@@ -110,6 +110,16 @@ def test_split_cifar100_pretrains_then_runs(data_dir, tmp_path):
   for name in ('heatmap_0.png', 'heatmap_1.pdf', 'accuracy_per_task.png',
                'accuracy_vs_r.pdf', 'summary.md'):
     assert os.path.getsize(os.path.join(out, name)) > 0, plots_proc.stdout
+  # A tiny run says so wherever its numbers go; untrained cells are blank.
+  assert record['comparable'] is False
+  assert record['departures'][0].startswith('tiny preset'), record
+  results_md = open(os.path.join(workdir, 'results.md')).read()
+  assert results_md.startswith('**Not comparable with the paper:** tiny '
+                               'preset'), results_md
+  assert '| 1 | ' in results_md and '|  |' in results_md  # blank cells
+  assert 'R (exact): ' in results_md
+  summary = open(os.path.join(out, 'summary.md')).read()
+  assert summary.startswith('**Not comparable with the paper:** tiny')
 
 
 def test_split_cifar10_buffer_replay(data_dir, tmp_path):
@@ -140,6 +150,8 @@ def test_split_cifar10_buffer_replay(data_dir, tmp_path):
   assert meta['command'] == 'split_cifar10 (test)' and meta['machine']
   assert meta['fingerprint'] == record['extractor']['fingerprint']
   assert _results(again)['per_seed'] == record['per_seed']
+  assert record['departures'] == ['tiny preset (small networks, 20 '
+                                  'iterations per task, batch 32)']
 
 
 @pytest.mark.parametrize('setup, strategy, replay, name', [
@@ -300,6 +312,10 @@ def test_help_lists_each_binarys_own_flags_and_exits_0_and_reproduce_lists_rows(
   assert table1.returncode == 0, table1.stderr[-2000:]
   ids = [line.split(':')[0] for line in table1.stdout.splitlines()]
   assert len(ids) == 8 and len(set(ids)) == 8, table1.stdout
+  # Every row is described, and no two alike.
+  descriptions = [line.split(': ', 1)[1] for line in table1.stdout.splitlines()]
+  assert len(set(descriptions)) == 8 and all(descriptions), table1.stdout
+  assert 'the paper: 70.6% +- 1.0' in table1.stdout
   assert 'table1_arch1_0.3_0.7' in ids, ids
   assert table9.returncode == 2, table9.stderr[-2000:]
 
@@ -319,3 +335,24 @@ def test_recon_levels_default_per_protocol():
   assert levels(fig5.config('ir_frozen', recon_levels='all')) == 'all'
   # CIFAR-100: the authors' main scripts (--latent).
   assert levels(table2.config('arch2', '0.2,0.3,0.5')) == 'all'
+
+
+def test_a_table_marks_rows_that_are_not_comparable(tmp_path):
+  from experiments.configs import table1  # pylint: disable=g-import-not-at-top
+  from plr_jax.eval import results as results_lib  # pylint: disable=g-import-not-at-top
+  rows = table1.rows('tiny', seeds=(0,))[:2]
+  record = {'average_accuracy_mean': 0.5, 'average_accuracy_sem': 0.0,
+            'data': 'fake', 'departures': ['tiny preset (test)']}
+  comparable = {**record, 'departures': []}
+  for row, rec in zip(rows, (record, comparable)):
+    os.makedirs(tmp_path / row.run_id)
+    with open(tmp_path / row.run_id / 'results.json', 'w') as fh:
+      json.dump(rec, fh)
+  table = results_lib.write_table(str(tmp_path), 'T', rows)
+  assert [r['comparable'] for r in table['rows']] == [False, True]
+  text = open(tmp_path / 'results.md').read()
+  assert text.startswith('**Not comparable with the paper:** tiny preset '
+                         '(test).')
+  lines = [l for l in text.splitlines() if l.startswith('| table1_')]
+  assert '| not comparable |' in lines[0]
+  assert '| -21.1 |' in lines[1]  # 50.0% against the paper's 71.1%

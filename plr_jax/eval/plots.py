@@ -71,8 +71,30 @@ def _datasets(runs: list[dict]) -> str:
   return ', '.join(d for d in sorted({_dataset(r) for r in runs}) if d)
 
 
+def _not_comparable(runs: list[dict]) -> str:
+  """'' or a title line saying that some runs are not the paper's."""
+  reasons = sorted({d for r in runs for d in r.get('departures') or ()})
+  return ('\nNOT COMPARABLE with the paper: ' + '; '.join(reasons)
+          if reasons else '')
+
+
 def title(run: dict) -> str:
-  return f'{_dataset(run)}, {run["arch"].upper()}, {run["strategy_name"]}'
+  workdir = os.path.basename(os.path.normpath(run.get('_workdir', '')))
+  return (f'{_dataset(run)}, {run["arch"].upper()}, {run["strategy_name"]}'
+          + (f' [{workdir}]' if workdir else '') + _not_comparable([run]))
+
+
+def _styles(count: int):
+  """A distinct (colour, marker) for each of `count` runs."""
+  colours = plt.get_cmap('tab20').colors
+  markers = 'osD^vP*Xhp<>'
+  return [(colours[i % len(colours)], markers[(i // 2) % len(markers)])
+          for i in range(count)]
+
+
+def _legend_outside(ax, count: int) -> None:
+  ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.02, 1.0),
+            borderaxespad=0, ncol=1 if count <= 25 else 2)
 
 
 def plot(runs: list[dict], out: str,
@@ -95,7 +117,9 @@ def plot(runs: list[dict], out: str,
                    os.path.join(out, 'accuracy_vs_r'), formats)
   path = os.path.join(out, 'summary.md')
   results_lib.write_text_atomic(
-      path, '\n'.join(results_lib.table_rows(runs)) + '\n')
+      path, '\n'.join(results_lib.comparability(runs)
+                      + results_lib.table_rows(runs)
+                      + ['', results_lib.R_NOTE]) + '\n')
   written.append(path)
   return written
 
@@ -124,7 +148,7 @@ def heatmap(run: dict):
 
 def accuracy_per_task(runs: list[dict], names: list[str]):
   fig, ax = plt.subplots(figsize=(6, 4))
-  for run, name in zip(runs, names):
+  for run, name, (colour, marker) in zip(runs, names, _styles(len(runs))):
     curves = []
     for seed in run['per_seed']:
       m = np.asarray(seed['accuracy_matrix'])
@@ -133,25 +157,25 @@ def accuracy_per_task(runs: list[dict], names: list[str]):
     curves = 100 * np.asarray(curves)
     x = np.arange(1, curves.shape[1] + 1)
     ax.errorbar(x, curves.mean(0), yerr=_sem(curves), label=name,
-                capsize=2, marker='o', ms=3)
+                capsize=2, marker=marker, ms=4, color=colour)
   ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
   ax.set_xlabel('tasks learnt')
   ax.set_ylabel('average accuracy on the tasks seen (%)')
-  ax.set_title(_datasets(runs), fontsize=9)
-  ax.legend(fontsize=7)
+  ax.set_title(_datasets(runs) + _not_comparable(runs), fontsize=9)
+  _legend_outside(ax, len(runs))
   return fig
 
 
 def accuracy_vs_r(runs: list[dict], names: list[str]):
   fig, ax = plt.subplots(figsize=(5, 4))
-  for run, name in zip(runs, names):
+  for run, name, (colour, marker) in zip(runs, names, _styles(len(runs))):
     ax.errorbar(100 * run['r_paper'], 100 * run['average_accuracy_mean'],
-                yerr=100 * run['average_accuracy_sem'], marker='o',
-                capsize=3, label=name)
+                yerr=100 * run['average_accuracy_sem'], marker=marker,
+                capsize=3, label=name, color=colour, ls='none')
   ax.set_xlabel('relative cost R, paper accounting (%)')
   ax.set_ylabel('final average accuracy (%)')
-  ax.set_title(_datasets(runs), fontsize=9)
-  ax.legend(fontsize=7)
+  ax.set_title(_datasets(runs) + _not_comparable(runs), fontsize=9)
+  _legend_outside(ax, len(runs))
   return fig
 
 

@@ -65,11 +65,30 @@ def summarise(experiment: str, config: dict, arch, strategy, seeds,
       'timing': {'wall_time_s_per_seed': [r['wall_time_s'] for r in per_seed],
                  'wall_time_s': float(sum(r['wall_time_s'] for r in per_seed))},
   }
+  departures = list(config.get('departures') or ())
+  record['comparable'] = not departures
+  record['departures'] = departures
   mfids = [r['mfid'] for r in per_seed if r.get('mfid') is not None]
   if mfids:
     record['mfid_mean'] = float(np.mean(mfids))
   record.update(extra or {})
   return record
+
+
+R_NOTE = ('R (paper): the replay cost relative to Internal Replay in the '
+          "paper's accounting (the layers a replayed sample passes through); "
+          'R (exact): the same with the exact FLOPs of every layer '
+          '(docs/design.md).')
+
+
+def comparability(records: list[dict]) -> list[str]:
+  """A first line for outputs that hold runs not comparable with the
+  paper ([] when every run is)."""
+  reasons = sorted({d for r in records for d in r.get('departures') or ()})
+  if not reasons:
+    return []
+  return ['**Not comparable with the paper:** ' + '; '.join(reasons) + '.',
+          '']
 
 
 def table_rows(records: list[dict]) -> list[str]:
@@ -91,17 +110,20 @@ def table_rows(records: list[dict]) -> list[str]:
 def write(workdir: str, record: dict) -> None:
   """Writes `results.json` and `results.md` atomically."""
   checkpoint.write_json_atomic(os.path.join(workdir, 'results.json'), record)
-  lines = [f'# {record["experiment"]}: {record["arch"].upper()} '
-           f'{record["strategy_name"]}', '']
-  lines += table_rows([record])
+  lines = comparability([record])
+  lines += [f'# {record["experiment"]}: {record["arch"].upper()} '
+            f'{record["strategy_name"]}', '']
+  lines += table_rows([record]) + ['', R_NOTE]
   lines += ['', 'Accuracy matrix of seed '
-            f'{record["seeds"][0]} (row: after task i, column: task j):', '']
+            f'{record["seeds"][0]} (row: after task i, column: task j; '
+            'blank: not trained yet):', '']
   matrix = np.asarray(record['per_seed'][0]['accuracy_matrix'])
   lines.append('| after \\ task | ' + ' | '.join(
       str(j + 1) for j in range(matrix.shape[1])) + ' |')
   lines.append('|---' * (matrix.shape[1] + 1) + '|')
   for i, row in enumerate(matrix):
-    lines.append(f'| {i + 1} | ' + ' | '.join(f'{100 * a:.1f}' for a in row)
+    lines.append(f'| {i + 1} | ' + ' | '.join(
+        f'{100 * a:.1f}' if j <= i else '' for j, a in enumerate(row))
                  + ' |')
   timing = record['timing']
   lines += ['', f'Wall time: {timing["wall_time_s"]:.1f} s in the task '
@@ -155,8 +177,11 @@ def write_table(workdir: str, title: str, rows) -> dict:
       with open(path) as fh:
         record = json.load(fh)
     ours = record['average_accuracy_mean'] if record else None
+    departures = (record.get('departures') or []) if record else []
     diff = (f'{100 * (ours - row.paper):+.1f}'
             if ours is not None and row.paper is not None else '-')
+    if departures:
+      diff = 'not comparable'
     mfid = '-'
     if row.paper_mfid is not None or (record and 'mfid_mean' in record):
       ours_mfid = (f'{record["mfid_mean"]:.1f}'
@@ -180,11 +205,14 @@ def write_table(workdir: str, title: str, rows) -> dict:
                     'ours_sem': record['average_accuracy_sem']
                     if record else None,
                     'mfid': record.get('mfid_mean') if record else None,
-                    'data': record['data'] if record else None})
+                    'data': record['data'] if record else None,
+                    'comparable': not departures, 'departures': departures})
   sources = sorted({row.source for row in rows if row.source})
   if sources:
     lines += ['', 'Paper numbers: ' + '; '.join(sources) + '.']
-  lines.append('')
+  lines += ['', R_NOTE, '']
+  done = [s for s in summary if s['ours'] is not None]
+  lines = comparability(done) + lines
   table = {'title': title, 'rows': summary}
   checkpoint.write_json_atomic(os.path.join(workdir, 'results.json'), table)
   write_text_atomic(os.path.join(workdir, 'results.md'), '\n'.join(lines))

@@ -35,8 +35,9 @@ class Progress:
     self._last = -float('inf')
     self._skipped = 0
     self._previous = None  # (time, run label, task, iterations done)
+    self._first_seen = False
     self._steady = [0.0, 0]  # seconds and iterations of steady chunks
-    self._all = [0.0, 0]  # every chunk timed in this process
+    self._later = [0.0, 0]  # every chunk after this process's first
 
   def start_run(self, label: str) -> None:
     self.label = label
@@ -62,18 +63,22 @@ class Progress:
     self._previous = (now, self.label, task, done)
     if iterations <= 0:
       return
-    self._all[0] += seconds
-    self._all[1] += iterations
+    if not self._first_seen:
+      self._first_seen = True  # it paid for the compilation
+    else:
+      self._later[0] += seconds
+      self._later[1] += iterations
     if not first_of_task:
       self._steady[0] += seconds
       self._steady[1] += iterations
 
   @property
-  def rate(self) -> float:
-    """Iterations per second of the steady state (every chunk until a chunk
-    after a task's first has been timed)."""
-    seconds, iterations = self._steady if self._steady[1] else self._all
-    return iterations / max(seconds, 1e-9)
+  def rate(self) -> float | None:
+    """Iterations per second of the steady state (chunks after a task's
+    first; until there is one, every chunk after the process's first, which
+    compiled); None before any such chunk."""
+    seconds, iterations = self._steady if self._steady[1] else self._later
+    return iterations / max(seconds, 1e-9) if iterations else None
 
   def __call__(self, task: int, done_in_task: int) -> None:
     now = self._clock()
@@ -86,10 +91,14 @@ class Progress:
       return
     self._last = now
     rate = self.rate
-    left = (self.total - done) / rate if rate > 0 else float('inf')
+    if rate is None:
+      speed = 'rate and ETA after the first compiled chunk'
+    else:
+      left = (self.total - done) / rate if rate > 0 else float('inf')
+      speed = f'{rate:.1f} it/s | ETA {_duration(left)}'
     print(f'{self.label} task {task}/{self.num_tasks} iter '
-          f'{done_in_task}/{self.iters_per_task} | {rate:.1f} it/s | '
-          f'elapsed {_duration(now - self._start)} | ETA {_duration(left)}',
+          f'{done_in_task}/{self.iters_per_task} | '
+          f'elapsed {_duration(now - self._start)} | {speed}',
           file=self.stream, flush=True)
 
   def evaluated(self, task: int, rows, seeds) -> None:
