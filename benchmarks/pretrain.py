@@ -143,7 +143,8 @@ def measure(arch_name: str, precision: str, conv_backward: str,
         'parts_ms': parts_ms,
     }
     if epoch:
-      epoch_fn = pretrain_lib._make_epoch(arch, config, steps)[1]  # pylint: disable=protected-access
+      # pylint: disable-next=protected-access
+      epoch_fn = pretrain_lib._make_epoch(arch, config, steps)[1]
       carry, _ = epoch_fn(carry, data, labels, mean, std, key)  # compiles
       jax.block_until_ready(carry)
       start = time.perf_counter()

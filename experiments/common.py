@@ -10,6 +10,7 @@ prints the binary's own flags and exits 0.
 """
 
 import dataclasses
+import os
 import sys
 from typing import Callable
 
@@ -19,6 +20,8 @@ from absl import logging
 
 from plr_jax import config as config_lib
 from plr_jax import run as run_lib
+from plr_jax.data import datasets
+from plr_jax.data import download
 from plr_jax.io import checkpoint
 from plr_jax.io import interrupts
 from plr_jax.train import continual
@@ -44,6 +47,9 @@ def define_io_flags() -> None:
   flags.DEFINE_string('preset', 'paper', 'Sizes and lengths: paper (the '
                       "paper's) or tiny (small networks, a few iterations: "
                       'seconds on a CPU).')
+  flags.DEFINE_bool('download', False, 'Fetch missing datasets into '
+                    '--data_dir first: the official files, their published '
+                    'checksums verified (plr_jax/data/download.py).')
   flags.DEFINE_string('precision', 'float32', 'Matmul precision: float32 '
                       '(exact), tensorfloat32, bfloat16 or a '
                       'jax.lax.DotAlgorithmPreset name such as BF16_BF16_F32 '
@@ -234,6 +240,30 @@ def departures(base: config_lib.RunConfig,
     if not entry.split('=', 1)[0].startswith(_DESCRIPTIVE_FIELDS):
       out.append(f'--set={entry}')
   return tuple(out)
+
+
+def data_dir(*names: str) -> str | None:
+  """--data_dir, after fetching the datasets `names` into it where
+  --download asks for that."""
+  if FLAGS.download:
+    if not FLAGS.data_dir:
+      raise FlagError('--download needs --data_dir (where to put the files)')
+    for name in names:
+      if name == 'fashion_mnist' and os.path.isfile(os.path.join(
+          datasets.DEBIAN_FASHION_MNIST, 'train-images-idx3-ubyte.gz')):
+        continue  # Debian's package is there
+      download.download(name, FLAGS.data_dir,
+                        log=lambda line: print(line, file=sys.stderr))
+  return FLAGS.data_dir
+
+
+def run_data_dir(cfg: config_lib.RunConfig) -> str | None:
+  """`data_dir` for a run: its dataset, and CIFAR-10 when it may pretrain
+  an extractor."""
+  names = [cfg.continual.dataset]
+  if cfg.extractor is not None and cfg.continual.dataset != 'cifar10':
+    names.append('cifar10')
+  return data_dir(*names)
 
 
 def workdir() -> str:

@@ -51,7 +51,7 @@ def main():
       arch=FLAGS.arch, num_tasks=FLAGS.num_tasks,
       replay_targets=common.replay_targets(),
       recon_levels=common.recon_levels(), pixels=FLAGS.pixels))
-  run.run(config, common.workdir(), data_dir=FLAGS.data_dir,
+  run.run(config, common.workdir(), data_dir=common.run_data_dir(config),
           mesh=common.mesh(), should_stop=common.STOP)
 
 

@@ -67,7 +67,7 @@ def main():
   seed = common.seeds()[0]
   workdir = common.workdir()
   run.check_writable(workdir)
-  dataset = datasets.load(FLAGS.dataset, FLAGS.data_dir)
+  dataset = datasets.load(FLAGS.dataset, common.data_dir(FLAGS.dataset))
   try:
     subset = run.class_subset(dataset, FLAGS.num_classes, seed)
   except ValueError as e:

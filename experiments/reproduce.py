@@ -130,7 +130,8 @@ def run_rows(title: str, rows, only=(), fmt: str = 'png',
       extractor_dir = (extractors or {}).get(row.config.arch.name) or (
           os.path.join(workdir, f'extractor_{row.config.extractor_id()}'))
     run.run(row.config, os.path.join(workdir, row.run_id),
-            data_dir=FLAGS.data_dir, extractor_dir=extractor_dir, mesh=mesh,
+            data_dir=common.run_data_dir(row.config),
+            extractor_dir=extractor_dir, mesh=mesh,
             should_stop=common.STOP)
   results_lib.write_table(workdir, title, rows)
   plots.table_figures(workdir, rows, fmt)

@@ -27,7 +27,7 @@ def main():
   config = common.finish(common.preset_config(table1.config,
       FLAGS.arch, FLAGS.strategy, common.seeds(), FLAGS.preset,
       replay_targets=common.replay_targets() or 'soft'))
-  run.run(config, common.workdir(), data_dir=FLAGS.data_dir,
+  run.run(config, common.workdir(), data_dir=common.run_data_dir(config),
           extractor_dir=FLAGS.extractor_dir, mesh=common.mesh(),
           should_stop=common.STOP)
 

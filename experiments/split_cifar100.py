@@ -30,7 +30,7 @@ def main():
       FLAGS.arch, FLAGS.strategy, common.seeds(), FLAGS.preset,
       mfid=FLAGS.mfid, recon_levels=common.recon_levels() or 'all',
       replay_targets=common.replay_targets() or 'soft'))
-  run.run(config, common.workdir(), data_dir=FLAGS.data_dir,
+  run.run(config, common.workdir(), data_dir=common.run_data_dir(config),
           extractor_dir=FLAGS.extractor_dir, mesh=common.mesh(),
           should_stop=common.STOP)
 

@@ -286,9 +286,13 @@ _OWN_FLAGS = {
                        '--seeds', '--set'),
     'split_cifar10': ('--strategy', '--arch', '--workdir'),
     'fashion_mnist': ('--setup', '--strategy', '--recon_levels'),
-    'pretrain': ('--epochs', '--num_classes', '--crop_padding'),
-    'reproduce': ('--rows', '--list'),
+    'pretrain': ('--epochs', '--num_classes', '--crop_padding',
+                 '--conv_backward', '--download'),
+    'reproduce': ('--rows', '--list', '--extractor_dirs'),
     'plots': ('--out', '--format'),
+    'export_extractor': ('--source', '--dest', '--command', '--code'),
+    'import_extractor': ('--checkpoint', '--dest', '--arch'),
+    'download': ('--data_dir', '--datasets'),
 }
 
 
@@ -339,7 +343,7 @@ def test_recon_levels_default_per_protocol():
 
 def test_a_table_marks_rows_that_are_not_comparable(tmp_path):
   from experiments.configs import table1  # pylint: disable=g-import-not-at-top
-  from plr_jax.eval import results as results_lib  # pylint: disable=g-import-not-at-top
+  from plr_jax.eval import results as results_lib  # pylint: disable=g-import-not-at-top,line-too-long
   rows = table1.rows('tiny', seeds=(0,))[:2]
   record = {'average_accuracy_mean': 0.5, 'average_accuracy_sem': 0.0,
             'data': 'fake', 'departures': ['tiny preset (test)']}

@@ -123,10 +123,12 @@ def test_other_files_are_refused_in_one_line(tmp_path):
       os.path.join(FIXTURES, 'torch_tiny_zip.pt')))
   with pytest.raises(torch_state.TorchFileError, match='does not: '):
     torch_state.conv_extractor(state, 1, True)
-  with pytest.raises(torch_state.TorchFileError, match='has no convLayer2.bn.weight'):
+  with pytest.raises(torch_state.TorchFileError,
+                     match='has no convLayer2.bn.weight'):
     torch_state.conv_extractor(state, 3, True)
   (result,) = binaries.run_many([(
       'experiments.import_extractor',
       (f'--checkpoint={os.path.join(FIXTURES, "torch_tiny_zip.pt")}',
        f'--dest={tmp_path / "a1"}', '--arch=arch1'))])
-  assert result.returncode == 2 and 'has no convLayer2.bn.weight' in result.stderr
+  assert result.returncode == 2
+  assert 'has no convLayer2.bn.weight' in result.stderr

@@ -40,8 +40,10 @@ def test_patch_gradients_pretrain_as_xlas():
   # A convolution's bias before batch norm has a gradient of rounding noise
   # only, which Adam turns into steps of the learning rate's size: compare
   # what the network computes, and every kernel.
-  kernels = lambda v: {k: v['params']['extractor'][k]['conv']['kernel']
-                       for k in v['params']['extractor'] if k.startswith('conv')}
+  def kernels(v):
+    layers = v['params']['extractor']
+    return {k: layers[k]['conv']['kernel'] for k in layers
+            if k.startswith('conv')}
   chex.assert_trees_all_close(kernels(patches), kernels(xla), rtol=1e-3,
                               atol=1e-5)
   arch = arch_lib.with_classes(TINY, 4)

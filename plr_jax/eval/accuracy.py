@@ -2,10 +2,12 @@
 
 import numpy as np
 
+from plr_jax.models import inference
+
 # Re-exported: evaluation code reads them from here.
-from plr_jax.models.inference import extract_features  # pylint: disable=unused-import
-from plr_jax.models.inference import predict  # pylint: disable=unused-import
-from plr_jax.models.inference import task_accuracies  # pylint: disable=unused-import
+extract_features = inference.extract_features
+predict = inference.predict
+task_accuracies = inference.task_accuracies
 
 
 def mean_and_sem(values) -> tuple[float, float]:
