@@ -8,7 +8,7 @@ task boundaries (evaluation, snapshots of the previous networks).
 
 import dataclasses
 import functools
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import flax
 import jax
@@ -212,8 +212,9 @@ def init_state(config: ContinualConfig, key: jax.Array,
 
 
 def make_chunk_runner(config: ContinualConfig, batched: bool = False,
-                      mesh: jax.sharding.Mesh | None = None):
-  """`run_chunk(state, features, labels, data, length)`.
+                      mesh: jax.sharding.Mesh | None = None
+                      ) -> 'ChunkRunner':
+  """A `ChunkRunner`: `runner(state, features, labels, data, length)`.
 
   Runs `length` iterations (static) in one `lax.scan` over one task's
   `TaskData`. Each iteration draws `batch_size` rows uniformly from
@@ -286,20 +287,33 @@ def _chunk_runner(config, batched, mesh):
                  if loops.slow_convolutions(has_convolutions)
                  else jax.vmap(iteration, in_axes=seed_axes))
   host_loop = loops.slow_convolutions(has_convolutions)
-  loop = loops.make_loop(iteration, host_loop, unroll=config.scan_unroll)
-
-  def run_chunk(state, features, labels, data: TaskData, length):
-    return loop(state, features, labels, data.rows, data.num_rows,
-                jnp.take(features, data.buffer_rows, axis=0), data.info,
-                length=length)
-  run_chunk.loop = loop
   # A host loop gains nothing from long chunks; short ones keep the progress
-  # lines coming on slow backends (a GR chunk of 500 took over 10 minutes on
-  # 2 CPU cores).
-  run_chunk.chunk_size = (min(config.chunk_size, HOST_LOOP_CHUNK) if host_loop
-                          else config.chunk_size)
-  run_chunk.iteration = iteration  # one iteration, for cost analysis
-  return run_chunk
+  # lines coming on slow backends.
+  return ChunkRunner(
+      loop=loops.make_loop(iteration, host_loop, unroll=config.scan_unroll),
+      chunk_size=(min(config.chunk_size, HOST_LOOP_CHUNK) if host_loop
+                  else config.chunk_size),
+      iteration=iteration)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkRunner:
+  """Runs a chunk of a task's iterations: `runner(state, features, labels,
+  data, length) -> (state, per-iteration metrics)`.
+
+  Attributes:
+    loop: the compiled loop (`loops.make_loop`) over `iteration`.
+    chunk_size: iterations per chunk the task loop asks for.
+    iteration: one iteration, pure (for cost analysis).
+  """
+  loop: Callable[..., Any]
+  chunk_size: int
+  iteration: Callable[..., Any]
+
+  def __call__(self, state, features, labels, data: 'TaskData', length: int):
+    return self.loop(state, features, labels, data.rows, data.num_rows,
+                     jnp.take(features, data.buffer_rows, axis=0), data.info,
+                     length=length)
 
 
 @dataclasses.dataclass
