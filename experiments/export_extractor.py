@@ -27,17 +27,19 @@ from plr_jax.io import machine
 flags.DEFINE_string('source', None, 'A finished extractor directory (made '
                     'by experiments.pretrain or a run that pretrained one).')
 flags.DEFINE_string('dest', None, 'Where to write the portable extractor.')
-flags.DEFINE_string('command', None, 'The command that made the extractor.')
-flags.DEFINE_string('code', None, 'The code commit that made it.')
-flags.DEFINE_string('machine', None, 'The machine it ran on (default: this '
-                    'one).')
+flags.DEFINE_string('command', None, 'The command that made the extractor '
+                    '(default: the one its meta.json records).')
+flags.DEFINE_string('code', None, 'The code commit that made it (default: '
+                    'the one its meta.json records).')
+flags.DEFINE_string('machine', None, 'The machine it ran on (default: the '
+                    'one its meta.json records, else this one).')
 flags.DEFINE_string('data_dir', None, 'The data it was trained on: records '
                     "the data's fingerprint and checks its label.")
 FLAGS = flags.FLAGS
 
 
 def main():
-  for name in ('source', 'dest', 'command', 'code'):
+  for name in ('source', 'dest'):
     if not getattr(FLAGS, name):
       raise common.FlagError(f'--{name} is required')
   meta_path = os.path.join(FLAGS.source, 'meta.json')
@@ -51,10 +53,17 @@ def main():
     variables, meta = checkpoint.load_extractor(FLAGS.source, arch)
   except checkpoint.CheckpointError as e:
     raise common.FlagError(f'--source: {e}') from None
+  made = meta.get('provenance', {})
   meta = {k: v for k, v in meta.items()
-          if k not in ('extractor', 'fingerprint')}
-  meta.update(command=FLAGS.command, code=FLAGS.code,
-              machine=FLAGS.machine or machine.describe())
+          if k not in ('extractor', 'fingerprint', 'provenance')}
+  for name in ('command', 'code'):
+    meta[name] = getattr(FLAGS, name) or made.get(name)
+    if not meta[name]:
+      raise common.FlagError(f'--{name} is required: {FLAGS.source} does '
+                             'not record it')
+  meta['machine'] = FLAGS.machine or made.get('machine') or machine.describe()
+  if made.get('date'):
+    meta['date'] = made['date']
   if FLAGS.data_dir:
     dataset = datasets.load(meta.get('dataset', 'cifar10'), FLAGS.data_dir)
     if dataset.label != meta.get('data'):

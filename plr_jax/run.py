@@ -29,6 +29,7 @@ from plr_jax.eval import results as results_lib
 from plr_jax.io import checkpoint
 from plr_jax.io import interrupts
 from plr_jax.io import lock
+from plr_jax.io import machine
 from plr_jax.io import logs as logs_lib
 from plr_jax.io import progress as progress_lib
 from plr_jax.models import arch as arch_lib
@@ -178,7 +179,9 @@ def pretrain_extractor(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
           'epochs': pretrain.epochs, 'augment': pretrain.augment,
           'crop_padding': pretrain.crop_padding,
           'conv_backward': pretrain.conv_backward, 'seed': seed,
-          'test_accuracy': accuracy, 'wall_time_s': wall_time}
+          'test_accuracy': accuracy, 'wall_time_s': wall_time,
+          'data_fingerprint': dataset.fingerprint(),
+          'provenance': machine.provenance()}
   fp = checkpoint.save_extractor(directory, arch, variables, meta)
   log(f'saved extractor {fp} to {directory} (test accuracy '
       f'{100 * accuracy:.1f}%)')
@@ -390,10 +393,12 @@ def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
       config.protocol, config_lib.to_json(config), config.arch,
       cont.strategy, seeds, per_seed, config.data_label or dataset.label,
       extra={'extractor': {k: v for k, v in (extractor_meta or {}).items()
-                           if k != 'wall_time_s'} or extractor_meta,
+                           if k not in ('wall_time_s', 'provenance')}
+                           or extractor_meta,
              'dataset': dataset.name,
              'data_fingerprint': data_fingerprint,
-             'devices': 1 if mesh is None else int(mesh.devices.size)},
+             'devices': 1 if mesh is None else int(mesh.devices.size),
+             'provenance': machine.provenance()},
       name=config.name)
   timing = record['timing']
   if extractor_meta and 'wall_time_s' in extractor_meta:

@@ -234,6 +234,7 @@ def _results_without_timing(workdir):
   with open(os.path.join(workdir, 'results.json')) as fh:
     record = json.load(fh)
   record.pop('timing')
+  record.pop('provenance')  # when, where and how it was started
   return record
 
 
