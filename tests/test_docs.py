@@ -41,3 +41,13 @@ def test_readme_is_short_and_links_resolve():
       if '://' in target:
         continue
       assert os.path.exists(os.path.join(base, target)), (doc, target)
+
+
+def test_the_records_manifest_is_up_to_date():
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(
+      'manifest', os.path.join(ROOT, 'reported', 'manifest.py'))
+  manifest = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(manifest)
+  assert _read('reported/MANIFEST.md') == manifest.text(), (
+      'run python reported/manifest.py')
