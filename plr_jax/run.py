@@ -30,6 +30,7 @@ from plr_jax.io import checkpoint
 from plr_jax.io import interrupts
 from plr_jax.io import lock
 from plr_jax.io import machine
+from plr_jax.io import workdir as workdir_lib
 from plr_jax.io import logs as logs_lib
 from plr_jax.io import progress as progress_lib
 from plr_jax.models import arch as arch_lib
@@ -37,8 +38,6 @@ from plr_jax.train import continual
 from plr_jax.train import pretrain as pretrain_lib
 from plr_jax.train import sharding
 
-CONFIG_FILE = 'run_config.json'
-DATA_FILE = 'data.json'
 
 
 class WorkdirWriteError(RuntimeError):
@@ -65,7 +64,7 @@ def check_writable(directory: str) -> None:
 
 def recorded_config(workdir: str) -> dict | None:
   """The identity of the run recorded in `workdir`, or None."""
-  path = os.path.join(workdir, CONFIG_FILE)
+  path = workdir_lib.Workdir(workdir).config_file
   if not os.path.isfile(path):
     return None
   with open(path) as fh:
@@ -101,7 +100,7 @@ def check_workdir_data(workdir: str, dataset: data_lib.Dataset,
                        ours: str) -> None:
   """ValueError if `workdir` holds a run on other data than `dataset`, whose
   `Dataset.fingerprint` is `ours` (workdirs from before the check pass)."""
-  path = os.path.join(workdir, DATA_FILE)
+  path = workdir_lib.Workdir(workdir).data_file
   if not os.path.isfile(path):
     return
   with open(path) as fh:
@@ -254,7 +253,7 @@ def run(config: config_lib.RunConfig, workdir: str, *,
   cont = config.continual
   sharding.check_divisible(mesh, batch_size=cont.batch_size,
                            replay_size=cont.replay_size)
-  extractor_dir = extractor_dir or os.path.join(workdir, 'extractor')
+  extractor_dir = extractor_dir or workdir_lib.Workdir(workdir).extractor
   dataset, cifar10 = load_datasets(config, data_dir, extractor_dir)
   # Hashing the arrays takes a while for CIFAR: once per program.
   data_fingerprint = dataset.fingerprint()
@@ -269,10 +268,10 @@ def run(config: config_lib.RunConfig, workdir: str, *,
       # Checked again under the lock: another process may have written.
       check_workdir_config(workdir, config)
       check_workdir_data(workdir, dataset, data_fingerprint)
-      checkpoint.write_json_atomic(os.path.join(workdir, CONFIG_FILE),
+      checkpoint.write_json_atomic(workdir_lib.Workdir(workdir).config_file,
                                    config.identity())
       checkpoint.write_json_atomic(
-          os.path.join(workdir, DATA_FILE),
+          workdir_lib.Workdir(workdir).data_file,
           {'dataset': dataset.name, 'fingerprint': data_fingerprint,
            'source': dataset.source})
       with jax.default_matmul_precision(config.precision):
@@ -305,7 +304,7 @@ def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
     pretrain_s = time.perf_counter() - start
     train, test = features_lib.cached_features(
         config.arch, extractor, extractor_meta['fingerprint'], dataset,
-        workdir)
+        workdir_lib.Workdir(workdir).features)
   train = (train, dataset.train_labels)
   test = (test, dataset.test_labels)
   seeds = list(config.seeds)
@@ -318,8 +317,7 @@ def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
   for group in groups:
     names = ','.join(str(s) for s in group)
     label = f'[seed{"s" if len(group) > 1 else ""} {names}]'
-    group_dir = os.path.join(workdir, 'checkpoints',
-                             'seeds_' + names.replace(',', '_'))
+    group_dir = workdir_lib.Workdir(workdir).checkpoints(group)
     done_path = os.path.join(group_dir, 'records.json')
     if os.path.isfile(done_path):
       with open(done_path) as fh:
@@ -338,7 +336,8 @@ def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
         group_dir, config.loop.checkpoint_every,
         config.loop.checkpoint_min_secs)
     # In a multi-host run the first process writes the logs.
-    metrics_log = (logs_lib.MetricsLog(os.path.join(workdir, 'logs'), group,
+    metrics_log = (logs_lib.MetricsLog(workdir_lib.Workdir(workdir).logs,
+                                       group,
                                        cont.iters_per_task,
                                        config.loop.log_every)
                    if jax.process_index() == 0 else logs_lib.NoLog())
@@ -408,5 +407,6 @@ def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
   results_lib.write(workdir, record)
   log(f'{record["strategy_name"]}: {100 * record["average_accuracy_mean"]:.2f}'
       f'% +- {100 * record["average_accuracy_sem"]:.2f}% over '
-      f'{len(seeds)} seed(s); wrote {os.path.join(workdir, "results.json")}')
+      f'{len(seeds)} seed(s); wrote '
+      f'{workdir_lib.Workdir(workdir).results_json}')
   return record

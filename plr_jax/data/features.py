@@ -17,7 +17,7 @@ _MEMORY: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
 
 
 def cached_features(arch: arch_lib.ArchConfig, variables, fingerprint: str,
-                    dataset: data_lib.Dataset, workdir: str | None
+                    dataset: data_lib.Dataset, cache_dir: str | None
                     ) -> tuple[np.ndarray, np.ndarray]:
   """Level-0 features of the train and test images, from cache if there.
 
@@ -26,7 +26,8 @@ def cached_features(arch: arch_lib.ArchConfig, variables, fingerprint: str,
     variables: extractor variables (classifier layout).
     fingerprint: the extractor's fingerprint (`checkpoint.fingerprint`).
     dataset: the images; normalised here by their own channel statistics.
-    workdir: where the on-disk cache lives; None keeps it in memory only.
+    cache_dir: where the on-disk cache lives (a run's
+      `Workdir.features`); None keeps it in memory only.
 
   Returns:
     `(train_features, test_features)`, float32 [N, D_0].
@@ -35,8 +36,8 @@ def cached_features(arch: arch_lib.ArchConfig, variables, fingerprint: str,
   if key in _MEMORY:
     return _MEMORY[key]
   path = None
-  if workdir:
-    path = os.path.join(workdir, 'features', f'{key[0]}-{fingerprint}.npz')
+  if cache_dir:
+    path = os.path.join(cache_dir, f'{key[0]}-{fingerprint}.npz')
     if os.path.isfile(path):
       with np.load(path) as cached:
         _MEMORY[key] = (cached['train'], cached['test'])

@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from plr_jax.io import checkpoint
+from plr_jax.io import workdir as workdir_lib
 from plr_jax.eval import accuracy as evaluation
 from plr_jax.train import strategy as strategy_lib
 
@@ -109,7 +110,8 @@ def table_rows(records: list[dict]) -> list[str]:
 
 def write(workdir: str, record: dict) -> None:
   """Writes `results.json` and `results.md` atomically."""
-  checkpoint.write_json_atomic(os.path.join(workdir, 'results.json'), record)
+  paths = workdir_lib.Workdir(workdir)
+  checkpoint.write_json_atomic(paths.results_json, record)
   lines = comparability([record])
   lines += [f'# {record["experiment"]}: {record["arch"].upper()} '
             f'{record["strategy_name"]}', '']
@@ -133,7 +135,7 @@ def write(workdir: str, record: dict) -> None:
             + (f', of which {timing["extractor_this_program_s"]:.1f} s '
                'getting the extractor (pretraining or loading)'
                if timing.get('extractor_this_program_s') else '') + '.', '']
-  write_text_atomic(os.path.join(workdir, 'results.md'), '\n'.join(lines))
+  write_text_atomic(paths.results_md, '\n'.join(lines))
 
 
 def write_text_atomic(path: str, text: str) -> None:

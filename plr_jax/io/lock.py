@@ -12,14 +12,15 @@ import fcntl
 import os
 from typing import Iterator
 
+from plr_jax.io import workdir as workdir_lib
+
 
 class WorkdirBusyError(ValueError):
   """Another live process holds the workdir."""
 
 
 def lock_path(workdir: str, process_index: int = 0) -> str:
-  name = '.lock' if process_index == 0 else f'.lock.{process_index}'
-  return os.path.join(workdir, name)
+  return workdir_lib.Workdir(workdir).lock(process_index)
 
 
 @contextlib.contextmanager
