@@ -19,6 +19,7 @@ from absl import flags
 from absl import logging
 
 from plr_jax import config as config_lib
+from plr_jax import errors
 from plr_jax import run as run_lib
 from plr_jax.data import datasets
 from plr_jax.data import download
@@ -123,26 +124,14 @@ def recon_levels() -> str | None:
   return None if value == 'auto' else value
 
 
-# What a preset's config function says about a bad value, and the flag
-# that gave it.
-_FLAG_OF_MESSAGE = (('unknown preset', 'preset'), ('unknown arch', 'arch'),
-                    ('unknown setup', 'setup'), ('no convolutions', 'arch'),
-                    ('strategy', 'strategy'), ('number of tasks', 'num_tasks'),
-                    ('pixels must', 'pixels'))
-
-
 def preset_config(build: Callable[..., config_lib.RunConfig], *args,
                   **kwargs) -> config_lib.RunConfig:
-  """`build(*args, **kwargs)` (a preset's config function), with a bad value
-  reported as the flag that gave it."""
+  """`build(*args, **kwargs)` (a preset's config function), a bad argument
+  (`errors.FieldError`) reported as the flag of the same name."""
   try:
     return build(*args, **kwargs)
-  except ValueError as e:
-    text = str(e)
-    for words, flag in _FLAG_OF_MESSAGE:
-      if words in text and not text.startswith('--'):
-        raise FlagError(f'--{flag}: {text}') from None
-    raise
+  except errors.FieldError as e:
+    raise FlagError(f'--{e.field}: {e}') from None
 
 
 def define_extractor_flags() -> None:

@@ -50,7 +50,7 @@ def main():
   if FLAGS.dataset not in ('cifar10', 'fashion_mnist'):
     raise common.FlagError(f'--dataset must be cifar10 or fashion_mnist, '
                            f'got {FLAGS.dataset!r}')
-  preset = presets.get_preset(FLAGS.preset)
+  preset = common.preset_config(presets.get_preset, FLAGS.preset)
   epochs = FLAGS.epochs or preset.pretrain_epochs
   if epochs < 1:
     raise common.FlagError(f'--epochs must be positive, got {epochs}')

@@ -44,8 +44,8 @@ def main():
   if bad:
     raise common.FlagError(f'--class_counts must be in 0..10, got '
                            f'{",".join(map(str, bad))}')
-  rows = fig4.rows(FLAGS.preset, common.seeds(), FLAGS.arch, counts,
-                   _bools(FLAGS.augment))
+  rows = common.preset_config(fig4.rows, FLAGS.preset, common.seeds(),
+                              FLAGS.arch, counts, _bools(FLAGS.augment))
   reproduce.run_rows(fig4.TITLE, rows, fmt=FLAGS.format)
 
 

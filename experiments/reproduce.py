@@ -47,7 +47,7 @@ def main(table: str):
     raise common.FlagError(f'unknown table {table!r}; choose one of '
                            f'{", ".join(TABLES)}')
   module = TABLES[table]
-  rows = module.rows(FLAGS.preset, common.seeds())
+  rows = common.preset_config(module.rows, FLAGS.preset, common.seeds())
   ids = [row.run_id for row in rows]
   unknown = sorted(set(FLAGS.rows) - set(ids))
   if unknown:

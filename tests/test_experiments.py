@@ -360,3 +360,18 @@ def test_a_table_marks_rows_that_are_not_comparable(tmp_path):
   lines = [l for l in text.splitlines() if l.startswith('| table1_')]
   assert '| not comparable |' in lines[0]
   assert '| -21.1 |' in lines[1]  # 50.0% against the paper's 71.1%
+
+
+def test_bad_arguments_name_their_flag_by_field_not_by_message():
+  from experiments import common  # pylint: disable=g-import-not-at-top
+  from plr_jax import errors  # pylint: disable=g-import-not-at-top
+
+  def build(fail):
+    raise fail
+  with pytest.raises(common.FlagError, match=r'^--num_tasks: strategy words'):
+    common.preset_config(build, errors.FieldError('num_tasks',
+                                                  'strategy words'))
+  # A plain ValueError is not attributed to a flag by its wording.
+  with pytest.raises(ValueError, match=r'^unknown arch x$') as raised:
+    common.preset_config(build, ValueError('unknown arch x'))
+  assert not isinstance(raised.value, common.FlagError)

@@ -20,8 +20,8 @@ import dataclasses
 
 from experiments.configs import presets
 from plr_jax import config as config_lib
+from plr_jax import errors
 from plr_jax.train import continual
-from plr_jax.train import strategy as strategy_lib
 
 TITLE = 'Figure 5: Fashion-MNIST without pretraining'
 # setup: (replay, freeze the convolutional parts after this task).
@@ -48,8 +48,8 @@ def get_preset(name: str) -> presets.Preset:
   if name == 'authors':
     return AUTHORS
   if name not in presets.PRESETS:
-    raise ValueError(f'unknown preset {name!r}; choose one of paper, '
-                     'authors, tiny')
+    raise errors.FieldError('preset', f'unknown preset {name!r}; choose one '
+                            'of paper, authors, tiny')
   run_preset = presets.get_preset(name)
   if name == 'paper':
     return dataclasses.replace(run_preset, iters_per_task=ITERS_PER_TASK)
@@ -81,29 +81,28 @@ def config(setup: str = 'ir_frozen', strategy='ir', seeds=(0, 1, 2),
     pixels: "raw" in [0, 1] (the reference) or "standardised".
   """
   if setup not in SETUPS:
-    raise ValueError(f'unknown setup {setup!r}; choose one of '
-                     f'{", ".join(SETUPS)}')
+    raise errors.FieldError('setup', f'unknown setup {setup!r}; choose one '
+                            f'of {", ".join(SETUPS)}')
   run_preset = get_preset(preset)
   arch = arch or PRESET_ARCH[preset]
   if arch not in ARCHS:
-    raise ValueError(f'unknown arch {arch!r}; choose one of '
-                     f'{", ".join(ARCHS)}')
+    raise errors.FieldError('arch', f'unknown arch {arch!r}; choose one of '
+                            f'{", ".join(ARCHS)}')
   network = presets.sized_arch(arch, run_preset)
-  if isinstance(strategy, str):
-    strategy = strategy_lib.parse_strategy(strategy, network.num_levels,
-                                           network.name)
+  strategy = presets.strategy_of(strategy, network)
   replay, frozen_after = SETUPS[setup]
   if frozen_after is not None and not network.conv_channels:
-    raise ValueError(f'arch {arch} has no convolutions to freeze; {setup} '
-                     'needs fmnist or fmnist_scripts')
+    raise errors.FieldError('arch', f'arch {arch} has no convolutions to '
+                            f'freeze; {setup} needs fmnist or fmnist_scripts')
   if setup != 'ir_frozen' and strategy[0] != 1.0:
-    raise ValueError(f'a strategy applies to ir_frozen; {setup} replays at '
-                     'one level')
+    raise errors.FieldError('strategy', f'a strategy applies to ir_frozen; '
+                            f'{setup} replays at one level')
   if num_tasks not in (1, 2, 5, 10):
-    raise ValueError(f'the number of tasks must divide the 10 classes, got '
-                     f'{num_tasks}')
+    raise errors.FieldError('num_tasks', f'the number of tasks must divide '
+                            f'the 10 classes, got {num_tasks}')
   if pixels not in ('raw', 'standardised'):
-    raise ValueError(f'pixels must be raw or standardised, got {pixels!r}')
+    raise errors.FieldError('pixels', f'pixels must be raw or standardised, '
+                            f'got {pixels!r}')
   if replay_targets is None:
     replay_targets = ('hard' if preset == 'authors' or replay == 'images'
                       else 'soft')

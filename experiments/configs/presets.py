@@ -3,6 +3,7 @@
 import dataclasses
 
 from plr_jax import config as config_lib
+from plr_jax import errors
 from plr_jax.models import arch as arch_lib
 from plr_jax.train import continual
 from plr_jax.train import pretrain
@@ -51,7 +52,7 @@ PRESETS = {
 
 def get_preset(name: str) -> Preset:
   if name not in PRESETS:
-    raise ValueError(f'unknown preset {name!r}; choose one of '
+    raise errors.FieldError('preset', f'unknown preset {name!r}; choose one of '
                      f'{", ".join(PRESETS)}')
   return PRESETS[name]
 
@@ -100,6 +101,18 @@ def strategy_id(strategy) -> str:
   return '_'.join(f'{f:g}' for f in strategy)
 
 
+def strategy_of(strategy, network: arch_lib.ArchConfig) -> tuple:
+  """A strategy ("ir", "0.3,0.7" or a tuple) checked for `network`; a bad
+  one raises `FieldError('strategy', ...)`."""
+  try:
+    if isinstance(strategy, str):
+      return tuple(strategy_lib.parse_strategy(strategy, network.num_levels,
+                                               network.name))
+    return tuple(strategy)  # checked by ContinualConfig
+  except ValueError as e:
+    raise errors.FieldError('strategy', str(e)) from None
+
+
 def cifar_config(protocol: str, dataset: str, arch: str, archs, strategy,
                  seeds, preset: str, num_classes: int, num_tasks: int,
                  **continual_options) -> config_lib.RunConfig:
@@ -107,13 +120,11 @@ def cifar_config(protocol: str, dataset: str, arch: str, archs, strategy,
   `arch` (one of `archs`) with a `num_classes`-way head, `strategy` ("ir",
   "0.3,0.7" or a tuple), the preset's sizes and lengths."""
   if arch not in archs:
-    raise ValueError(f'unknown arch {arch!r}; choose one of '
+    raise errors.FieldError('arch', f'unknown arch {arch!r}; choose one of '
                      f'{", ".join(archs)}')
   run_preset = get_preset(preset)
   network = sized_arch(arch, run_preset, num_classes=num_classes)
-  if isinstance(strategy, str):
-    strategy = strategy_lib.parse_strategy(strategy, network.num_levels,
-                                           network.name)
+  strategy = strategy_of(strategy, network)
   return config_lib.RunConfig(
       protocol=protocol,
       continual=continual.ContinualConfig(
