@@ -14,6 +14,7 @@ binary that takes --extractor_dir reads DEST; loading checks the arrays
 against the fingerprint in meta.json.
 """
 
+import datetime
 import json
 import os
 
@@ -62,8 +63,10 @@ def main():
       raise common.FlagError(f'--{name} is required: {FLAGS.source} does '
                              'not record it')
   meta['machine'] = FLAGS.machine or made.get('machine') or machine.describe()
-  if made.get('date'):
-    meta['date'] = made['date']
+  # When it was written: its provenance, else its meta.json's time.
+  meta['date'] = made.get('date') or datetime.datetime.fromtimestamp(
+      os.path.getmtime(meta_path), datetime.timezone.utc).isoformat(
+          timespec='seconds')
   if FLAGS.data_dir:
     dataset = datasets.load(meta.get('dataset', 'cifar10'), FLAGS.data_dir)
     if dataset.label != meta.get('data'):

@@ -88,6 +88,15 @@ def test_object_arrays_are_refused(tmp_path):
     checkpoint.load_extractor(directory, TINY)
 
 
+def test_committed_extractors_exist():
+  # Table 1 needs both 100-epoch extractors (issue 27, item 2).
+  arches = set()
+  for path in COMMITTED:
+    with open(path) as fh:
+      arches.add(json.load(fh)['arch'])
+  assert {'arch1'} <= arches, COMMITTED
+
+
 @pytest.mark.parametrize('meta_path', COMMITTED,
                          ids=[os.path.basename(os.path.dirname(p))
                               for p in COMMITTED])
