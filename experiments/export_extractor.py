@@ -22,7 +22,7 @@ from absl import flags
 
 from experiments import common
 from plr_jax.data import datasets
-from plr_jax.io import checkpoint
+from plr_jax.io import extractors
 from plr_jax.io import machine
 
 flags.DEFINE_string('source', None, 'A finished extractor directory (made '
@@ -50,9 +50,9 @@ def main():
   with open(meta_path) as fh:
     meta = json.load(fh)
   try:
-    arch = checkpoint.arch_of_extractor(meta)
-    variables, meta = checkpoint.load_extractor(FLAGS.source, arch)
-  except checkpoint.CheckpointError as e:
+    arch = extractors.arch_of_extractor(meta)
+    variables, meta = extractors.load_extractor(FLAGS.source, arch)
+  except extractors.CheckpointError as e:
     raise common.FlagError(f'--source: {e}') from None
   made = meta.get('provenance', {})
   meta = {k: v for k, v in meta.items()
@@ -74,7 +74,7 @@ def main():
           f'--data_dir: its {dataset.name} is labelled {dataset.label!r}, '
           f'the extractor was trained on {meta.get("data")!r} data')
     meta['data_fingerprint'] = dataset.fingerprint()
-  fp = checkpoint.export_extractor(FLAGS.dest, arch, variables, meta)
+  fp = extractors.export_extractor(FLAGS.dest, arch, variables, meta)
   print(f'wrote {FLAGS.dest} (extractor {fp}, {meta["arch"]}, '
         f'{meta.get("epochs")} epochs, test accuracy '
         f'{100 * meta.get("test_accuracy", float("nan")):.1f}%)')

@@ -27,7 +27,7 @@ from absl import flags
 import numpy as np
 
 from experiments import common
-from plr_jax.io import checkpoint
+from plr_jax.io import extractors
 from plr_jax.io import extractor_file
 from plr_jax.io import torch_state
 from plr_jax.models import arch as arch_lib
@@ -58,7 +58,7 @@ def main():
   except torch_state.TorchFileError as e:
     raise common.FlagError(f'--checkpoint: {FLAGS.checkpoint}: {e}') from None
   try:
-    extractor_file.check_tree(extractor, checkpoint.extractor_target(arch),
+    extractor_file.check_tree(extractor, extractors.extractor_target(arch),
                               FLAGS.checkpoint)
   except extractor_file.ExtractorFileError as e:
     raise common.FlagError(f'--arch: {e}') from None
@@ -72,11 +72,11 @@ def main():
           'source_sha256': digest,
           'batches_trained': max(tracked) if tracked else None,
           'input_normalisation': 'CIFAR-10 channel mean and std (BI-R)'}
-  fp = checkpoint.export_extractor(
+  fp = extractors.export_extractor(
       FLAGS.dest, arch,
       {'params': {'extractor': extractor['params']},
        'batch_stats': {'extractor': extractor['batch_stats']}}, meta)
-  checkpoint.load_extractor(FLAGS.dest, arch)
+  extractors.load_extractor(FLAGS.dest, arch)
   count = sum(np.size(v) for v in state.values())
   print(f'wrote {FLAGS.dest}: {arch.name} extractor {fp} from '
         f'{FLAGS.checkpoint} ({count} values, sha256 {digest[:12]})')

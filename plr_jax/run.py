@@ -27,6 +27,7 @@ from plr_jax.data import features as features_lib
 from plr_jax.eval import mfid as mfid_lib
 from plr_jax.eval import results as results_lib
 from plr_jax.io import checkpoint
+from plr_jax.io import extractors
 from plr_jax.io import interrupts
 from plr_jax.io import lock
 from plr_jax.io import machine
@@ -181,10 +182,10 @@ def pretrain_extractor(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
           'test_accuracy': accuracy, 'wall_time_s': wall_time,
           'data_fingerprint': dataset.fingerprint(),
           'provenance': machine.provenance()}
-  fp = checkpoint.save_extractor(directory, arch, variables, meta)
+  fp = extractors.save_extractor(directory, arch, variables, meta)
   log(f'saved extractor {fp} to {directory} (test accuracy '
       f'{100 * accuracy:.1f}%)')
-  return checkpoint.load_extractor(directory, arch)
+  return extractors.load_extractor(directory, arch)
 
 
 def class_subset(dataset: data_lib.Dataset, num_classes: int,
@@ -208,15 +209,15 @@ def get_extractor(config: config_lib.RunConfig, directory: str,
   initialised."""
   arch = config.arch
   if _has_extractor(directory):
-    variables, meta = checkpoint.load_extractor(directory, arch)
+    variables, meta = extractors.load_extractor(directory, arch)
     log(f'using extractor {meta["fingerprint"]} from {directory}')
     return variables, meta
   if config.extractor_classes == 0:
     variables = continual.init_classifier(arch, jax.random.key(0))
-    checkpoint.save_extractor(directory, arch, variables,
+    extractors.save_extractor(directory, arch, variables,
                               {'arch': arch.name, 'classes': [],
                                'pretrained': False})
-    return checkpoint.load_extractor(directory, arch)
+    return extractors.load_extractor(directory, arch)
   subset = class_subset(cifar10, config.extractor_classes,
                         config.extractor_seed)
   return pretrain_extractor(arch, subset, directory, config.extractor,

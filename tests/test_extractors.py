@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from plr_jax.io import checkpoint
+from plr_jax.io import extractors
 from plr_jax.io import extractor_file
 from plr_jax.models import arch as arch_lib
 from plr_jax.models import classifier as classifier_lib
@@ -31,7 +32,7 @@ def _exported(tmp_path, arch=TINY):
   # Batch statistics that are not the initial ones.
   variables = jax.tree.map(lambda x: x + 0.25, variables)
   directory = str(tmp_path / 'portable')
-  fp = checkpoint.export_extractor(directory, arch, variables,
+  fp = extractors.export_extractor(directory, arch, variables,
                                    {'arch': arch.name, 'classes': [0, 1]})
   return variables, directory, fp
 
@@ -39,7 +40,7 @@ def _exported(tmp_path, arch=TINY):
 def test_export_then_load_is_exact(tmp_path):
   variables, directory, fp = _exported(tmp_path)
   assert sorted(os.listdir(directory)) == ['extractor.npz', 'meta.json']
-  loaded, meta = checkpoint.load_extractor(directory, TINY)
+  loaded, meta = extractors.load_extractor(directory, TINY)
   assert meta['fingerprint'] == fp
   chex.assert_trees_all_equal(loaded['params']['extractor'],
                               variables['params']['extractor'])
@@ -47,7 +48,7 @@ def test_export_then_load_is_exact(tmp_path):
                               variables['batch_stats']['extractor'])
   # The orbax form of the same variables has the same fingerprint.
   orbax_dir = str(tmp_path / 'orbax')
-  assert checkpoint.save_extractor(orbax_dir, TINY, variables, {}) == fp
+  assert extractors.save_extractor(orbax_dir, TINY, variables, {}) == fp
 
 
 def test_changed_arrays_are_refused(tmp_path):
@@ -60,7 +61,7 @@ def test_changed_arrays_are_refused(tmp_path):
   np.savez(path, **arrays)
   with pytest.raises(checkpoint.CheckpointError,
                      match='do not belong together'):
-    checkpoint.load_extractor(directory, TINY)
+    extractors.load_extractor(directory, TINY)
 
 
 def test_missing_array_and_other_shape_are_refused(tmp_path):
@@ -72,11 +73,11 @@ def test_missing_array_and_other_shape_are_refused(tmp_path):
   np.savez(path, **arrays)
   with pytest.raises(checkpoint.CheckpointError,
                      match='missing params/conv_2/conv/kernel'):
-    checkpoint.load_extractor(directory, TINY)
+    extractors.load_extractor(directory, TINY)
   arrays['params/conv_2/conv/kernel'] = kernel[:, :, :, :1]
   np.savez(path, **arrays)
   with pytest.raises(checkpoint.CheckpointError, match='has shape'):
-    checkpoint.load_extractor(directory, TINY)
+    extractors.load_extractor(directory, TINY)
 
 
 def test_object_arrays_are_refused(tmp_path):
@@ -85,7 +86,7 @@ def test_object_arrays_are_refused(tmp_path):
   path = os.path.join(directory, 'extractor.npz')
   np.savez(path, **{'params/conv_1/conv/kernel': np.array([{}], object)})
   with pytest.raises(checkpoint.CheckpointError, match='not a readable'):
-    checkpoint.load_extractor(directory, TINY)
+    extractors.load_extractor(directory, TINY)
 
 
 def test_committed_extractors_exist():
@@ -106,10 +107,10 @@ def test_committed_extractor_matches_its_meta(meta_path):
     meta = json.load(fh)
   missing = [f for f in META_FIELDS if f not in meta]
   assert not missing, missing
-  arch = checkpoint.arch_of_extractor(meta)
+  arch = extractors.arch_of_extractor(meta)
   assert arch == arch_lib.get_arch(meta['arch'])  # the paper's size
   # load_extractor checks names, shapes and the fingerprint.
-  variables, loaded_meta = checkpoint.load_extractor(directory, arch)
+  variables, loaded_meta = extractors.load_extractor(directory, arch)
   assert loaded_meta == meta
   images = jax.random.normal(jax.random.key(0), (4,) + arch.image_shape)
   features = classifier_lib.Classifier(arch).apply(

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from plr_jax.io import checkpoint
+from plr_jax.io import extractors
 from plr_jax.io import torch_state
 from plr_jax.models import classifier as classifier_lib
 from tests import binaries
@@ -50,7 +51,7 @@ def test_import_binary_writes_a_loadable_extractor(tmp_path):
       (f'--checkpoint={os.path.join(FIXTURES, "torch_tiny_zip.pt")}',
        f'--dest={dest}', '--arch=tiny'))])
   assert result.returncode == 0, result.stderr
-  variables, meta = checkpoint.load_extractor(dest, TINY)
+  variables, meta = extractors.load_extractor(dest, TINY)
   assert meta['imported'] and meta['batches_trained'] == 7
   images, expected = _expected()
   features = classifier_lib.Classifier(TINY).apply(

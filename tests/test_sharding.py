@@ -84,10 +84,10 @@ def test_two_processes_joined_by_jax_distributed_match_one(tmp_path):
   # 2026-12-02 on the 2-core AMD EPYC VM: at most 3e-7 apart, in one bias),
   # so their fingerprints need not be equal.
   from experiments.configs import table2  # pylint: disable=g-import-not-at-top
-  from plr_jax.io import checkpoint  # pylint: disable=g-import-not-at-top
+  from plr_jax.io import extractors as extractors_lib  # pylint: disable=g-import-not-at-top
   arch = table2.config('arch1', '0.3,0.7', preset='tiny').continual.arch
-  extractors = [checkpoint.load_extractor(os.path.join(w, 'extractor'),
-                                          arch)[0] for w in (one, two)]
+  extractors = [extractors_lib.load_extractor(os.path.join(w, 'extractor'),
+                                              arch)[0] for w in (one, two)]
   chex.assert_trees_all_close(*extractors, rtol=1e-5, atol=1e-6)
   for a, b in zip(results[0]['per_seed'], results[1]['per_seed']):
     assert a['accuracy_matrix'] == b['accuracy_matrix']

@@ -24,7 +24,7 @@ def cached_features(arch: arch_lib.ArchConfig, variables, fingerprint: str,
   Args:
     arch: the architecture whose extractor `variables` hold.
     variables: extractor variables (classifier layout).
-    fingerprint: the extractor's fingerprint (`checkpoint.fingerprint`).
+    fingerprint: the extractor's fingerprint (`extractors.fingerprint`).
     dataset: the images; normalised here by their own channel statistics.
     cache_dir: where the on-disk cache lives (a run's
       `Workdir.features`); None keeps it in memory only.
