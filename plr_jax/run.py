@@ -250,11 +250,12 @@ def run(config: config_lib.RunConfig, workdir: str, *,
   """
   program_start = time.perf_counter()
   check_writable(workdir)
+  paths = workdir_lib.Workdir(workdir)
   check_workdir_config(workdir, config)
   cont = config.continual
   sharding.check_divisible(mesh, batch_size=cont.batch_size,
                            replay_size=cont.replay_size)
-  extractor_dir = extractor_dir or workdir_lib.Workdir(workdir).extractor
+  extractor_dir = extractor_dir or paths.extractor
   dataset, cifar10 = load_datasets(config, data_dir, extractor_dir)
   # Hashing the arrays takes a while for CIFAR: once per program.
   data_fingerprint = dataset.fingerprint()
@@ -269,10 +270,10 @@ def run(config: config_lib.RunConfig, workdir: str, *,
       # Checked again under the lock: another process may have written.
       check_workdir_config(workdir, config)
       check_workdir_data(workdir, dataset, data_fingerprint)
-      checkpoint.write_json_atomic(workdir_lib.Workdir(workdir).config_file,
+      checkpoint.write_json_atomic(paths.config_file,
                                    config.identity())
       checkpoint.write_json_atomic(
-          workdir_lib.Workdir(workdir).data_file,
+          paths.data_file,
           {'dataset': dataset.name, 'fingerprint': data_fingerprint,
            'source': dataset.source})
       with jax.default_matmul_precision(config.precision):
@@ -289,6 +290,7 @@ def run(config: config_lib.RunConfig, workdir: str, *,
 
 def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
          program_start, should_stop, data_fingerprint):
+  paths = workdir_lib.Workdir(workdir)
   cont = config.continual
   extractor = extractor_meta = None
   pretrain_s = 0.0
@@ -305,7 +307,7 @@ def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
     pretrain_s = time.perf_counter() - start
     train, test = features_lib.cached_features(
         config.arch, extractor, extractor_meta['fingerprint'], dataset,
-        workdir_lib.Workdir(workdir).features)
+        paths.features)
   train = (train, dataset.train_labels)
   test = (test, dataset.test_labels)
   seeds = list(config.seeds)
@@ -318,7 +320,7 @@ def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
   for group in groups:
     names = ','.join(str(s) for s in group)
     label = f'[seed{"s" if len(group) > 1 else ""} {names}]'
-    group_dir = workdir_lib.Workdir(workdir).checkpoints(group)
+    group_dir = paths.checkpoints(group)
     done_path = os.path.join(group_dir, 'records.json')
     if os.path.isfile(done_path):
       with open(done_path) as fh:
@@ -337,8 +339,7 @@ def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
         group_dir, config.loop.checkpoint_every,
         config.loop.checkpoint_min_secs)
     # In a multi-host run the first process writes the logs.
-    metrics_log = (logs_lib.MetricsLog(workdir_lib.Workdir(workdir).logs,
-                                       group,
+    metrics_log = (logs_lib.MetricsLog(paths.logs, group,
                                        cont.iters_per_task,
                                        config.loop.log_every)
                    if jax.process_index() == 0 else logs_lib.NoLog())
@@ -408,6 +409,5 @@ def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
   results_lib.write(workdir, record)
   log(f'{record["strategy_name"]}: {100 * record["average_accuracy_mean"]:.2f}'
       f'% +- {100 * record["average_accuracy_sem"]:.2f}% over '
-      f'{len(seeds)} seed(s); wrote '
-      f'{workdir_lib.Workdir(workdir).results_json}')
+      f'{len(seeds)} seed(s); wrote {paths.results_json}')
   return record
