@@ -46,7 +46,6 @@ from plr_jax.io import machine
 from plr_jax.models import arch as arch_lib
 from plr_jax.train import continual
 from plr_jax import config as config_lib
-from plr_jax.models import layers
 from plr_jax.train import optim
 from plr_jax.train import replay as replay_lib
 from plr_jax.train import steps

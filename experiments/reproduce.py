@@ -25,7 +25,7 @@ from absl import flags
 from experiments import common
 from experiments.configs import TABLES
 from plr_jax import run
-from plr_jax.io import extractors
+from plr_jax.io import extractors as extractors_lib
 from plr_jax.eval import plots
 from plr_jax.eval import results as results_lib
 
@@ -110,8 +110,8 @@ def run_rows(title: str, rows, only=(), fmt: str = 'png',
     given = (extractors or {}).get(row.config.arch.name)
     if given and (not only or row.run_id in only):
       try:
-        _, meta = extractors.load_extractor(given, row.config.arch)
-      except extractors.CheckpointError as e:
+        _, meta = extractors_lib.load_extractor(given, row.config.arch)
+      except extractors_lib.CheckpointError as e:
         raise common.FlagError(f'--extractor_dirs: {e}') from None
       classes = len(meta.get('classes', []))
       if classes != row.config.extractor_classes:

@@ -152,6 +152,24 @@ def test_split_cifar10_buffer_replay(data_dir, tmp_path):
   assert _results(again)['per_seed'] == record['per_seed']
   assert record['departures'] == ['tiny preset (small networks, 20 '
                                   'iterations per task, batch 32)']
+  # reproduce gives a row the extractor of its architecture, and refuses a
+  # directory without one before writing anything.
+  table = str(tmp_path / 'table1')
+  rows = ('table1', f'--workdir={table}', f'--data_dir={data_dir}',
+          '--preset=tiny', '--seeds=3', '--set=data_label=fake')
+  done, refused = binaries.run_many([
+      ('experiments.reproduce',
+       (*rows, '--rows=table1_arch2_0.5_0.3_0.2',
+        f'--extractor_dirs={portable}')),
+      ('experiments.reproduce',
+       (*rows, f'--workdir={table}_none', f'--extractor_dirs={tmp_path}'))])
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert 'pretrain epoch' not in done.stderr
+  row = _results(os.path.join(table, 'table1_arch2_0.5_0.3_0.2'))
+  assert row['per_seed'] == record['per_seed']
+  assert refused.returncode == 2, refused.stderr[-2000:]
+  assert 'holds no extractor' in refused.stderr
+  assert not os.path.exists(f'{table}_none')
 
 
 @pytest.mark.parametrize('setup, strategy, replay, name', [

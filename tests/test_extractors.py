@@ -6,13 +6,11 @@ import os
 
 import chex
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from plr_jax.io import checkpoint
 from plr_jax.io import extractors
-from plr_jax.io import extractor_file
 from plr_jax.models import arch as arch_lib
 from plr_jax.models import classifier as classifier_lib
 from plr_jax.train import continual

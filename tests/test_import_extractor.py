@@ -10,7 +10,6 @@ import chex
 import numpy as np
 import pytest
 
-from plr_jax.io import checkpoint
 from plr_jax.io import extractors
 from plr_jax.io import torch_state
 from plr_jax.models import classifier as classifier_lib

@@ -3,8 +3,6 @@
 JSON. Extractors are `io.extractors`.
 """
 
-import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -17,9 +15,6 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from plr_jax.io import extractor_file
-from plr_jax.models import classifier as classifier_lib
-from plr_jax.models import arch as arch_lib
 
 
 class CheckpointError(ValueError):

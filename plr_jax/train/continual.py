@@ -1,92 +1,33 @@
-"""Class-incremental task sequences: splits, initialisation, the task loop.
+"""The task loop: `run` and `run_seeds` over a class-incremental sequence.
 
-`run` trains generative PLR on cached level-0 features: for each task the
-iterations run inside one jit-compiled `lax.scan` per chunk, the task's data
-resident on the device; the host touches the loop only between chunks and at
-task boundaries (evaluation, snapshots of the previous networks).
+For each task the iterations run as compiled chunks (`chunks`), the task's
+data resident on the device (`tasks`); the host touches the loop only
+between chunks and at task boundaries (evaluation, snapshots of the previous
+networks). The configuration is `continual_config.ContinualConfig`; the
+class order, initialisation, task data and chunk runner live in their own
+modules and are re-exported here, the names users of the loop reach for.
 """
 
 import dataclasses
 import functools
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from plr_jax.io import checkpoint as checkpoint_lib
 from plr_jax.io import interrupts
-from plr_jax.models import classifier as classifier_lib
-from plr_jax.models import arch as arch_lib
 from plr_jax.models import inference
-from plr_jax.models import generator as generator_lib
-from plr_jax.models import image_generator
-from plr_jax.train import loops
-from plr_jax.train import optim
+from plr_jax.train import run_progress
 from plr_jax.train import sharding
 from plr_jax.train import steps
-from plr_jax.train import strategy as strategy_lib
-
-
-@dataclasses.dataclass(frozen=True)
-class ContinualConfig:
-  """A generative PLR run (docs/design.md, "Training")."""
-  arch: arch_lib.ArchConfig
-  strategy: strategy_lib.Strategy
-  num_tasks: int
-  iters_per_task: int = 5000
-  batch_size: int = 256
-  replay_size: int = 256
-  learning_rate: float = 1e-4
-  chunk_size: int = 500
-  replay: str = 'generative'
-  buffer_size: int = 512
-  inputs: str = 'features'
-  extractor_trainable_until: int | None = None
-  # Defaults follow the authors' code (see `steps.make_plr_step`,
-  # `steps.make_gr_step` for what each option means).
-  recon_levels: str = 'all'
-  replay_targets: str = 'soft'
-  targets_after_update: bool = True
-  # With inputs="images": standardised per channel, or raw in [0, 1] (the
-  # reference's Fashion-MNIST; GR's image VAE is then Bernoulli).
-  standardise_images: bool = False
-  # GR: the classifier trains on the image VAE's reconstructions.
-  classifier_on_reconstructions: bool = True
-  # Iterations unrolled per step of the task loop's scan (how it compiles,
-  # not what it computes).
-  scan_unroll: int = 1
-  # Which class permutation defines the tasks (see `class_order`); the
-  # dataset's name matters to the authors' rule.
-  class_order_rule: str = 'authors'
-  dataset: str | None = None
-
-  # Fields that change how the loop executes, not what it computes.
-  LOOP_FIELDS = ('chunk_size', 'scan_unroll')
-
-  def __post_init__(self):
-    strategy_lib.check_strategy(self.strategy, self.arch)
-    check_class_order_rule(self.class_order_rule)
-    if self.inputs not in ('features', 'images'):
-      raise ValueError(f'inputs must be "features" or "images", got '
-                       f'{self.inputs!r}')
-    if self.replay not in ('generative', 'buffer', 'images'):
-      raise ValueError(f'replay must be "generative", "buffer" or "images", '
-                       f'got {self.replay!r}')
-    steps.generator_recon_levels(self.strategy, self.recon_levels)
-    steps.check_replay_targets(self.replay_targets)
-    if self.inputs == 'images' and self.replay == 'buffer':
-      raise ValueError('training on images needs generative replay')
-    if self.replay == 'images' and self.inputs != 'images':
-      raise ValueError('replaying images needs inputs="images"')
-    if self.arch.num_classes % self.num_tasks:
-      raise ValueError(f'{self.arch.num_classes} classes do not split into '
-                       f'{self.num_tasks} equal tasks')
-    for name in ('num_tasks', 'iters_per_task', 'batch_size', 'replay_size',
-                 'chunk_size', 'buffer_size', 'scan_unroll'):
-      if getattr(self, name) < 1:
-        raise ValueError(f'{name} must be positive, got {getattr(self, name)}')
+# Re-exported: the loop's public names.
+from plr_jax.train.chunks import HOST_LOOP_CHUNK, ChunkRunner, make_chunk_runner  # pylint: disable=unused-import,line-too-long
+from plr_jax.train.class_order import CLASS_ORDER_RULES, check_class_order_rule, class_order, task_of_class  # pylint: disable=unused-import,line-too-long
+from plr_jax.train.continual_config import ContinualConfig
+from plr_jax.train.init import init_classifier, init_generator, init_image_generator, init_state  # pylint: disable=unused-import,line-too-long
+from plr_jax.train.tasks import TaskData, TaskSplit, stack_seeds, task_data, task_split  # pylint: disable=unused-import,line-too-long
 
 
 @dataclasses.dataclass
@@ -119,203 +60,6 @@ class Result:
 #             the dataset's order for seeds below 10;
 #   seeded:   a permutation drawn with JAX from the run's seed;
 #   identity: classes in their dataset order for every seed.
-CLASS_ORDER_RULES = ('authors', 'seeded', 'identity')
-# Datasets whose order the reference keeps for seeds below 10 (its
-# `exception` for the MNIST family).
-_ORDER_KEPT_BELOW_SEED_10 = ('fashion_mnist',)
-
-
-def check_class_order_rule(rule: str, name: str = 'class order') -> None:
-  if rule not in CLASS_ORDER_RULES:
-    raise ValueError(f'{name} must be one of '
-                     f'{", ".join(CLASS_ORDER_RULES)}, got {rule!r}')
-
-
-def class_order(seed: int, num_classes: int, rule: str = 'authors',
-                dataset: str | None = None) -> np.ndarray:
-  """The run's class order: task t gets the t-th consecutive group.
-
-  Args:
-    seed: the run's seed.
-    num_classes: classes of the benchmark.
-    rule: one of `CLASS_ORDER_RULES`.
-    dataset: the dataset's name (`data.NAMES`); the authors' rule keeps
-      Fashion-MNIST's order for seeds below 10.
-  """
-  check_class_order_rule(rule)
-  if rule == 'identity' or (rule == 'authors' and seed < 10 and
-                            dataset in _ORDER_KEPT_BELOW_SEED_10):
-    return np.arange(num_classes)
-  if rule == 'authors':
-    # Label y becomes permutation[y]; listing the classes by their new
-    # label is the inverse permutation.
-    permutation = np.random.RandomState(seed).permutation(num_classes)
-    return np.argsort(permutation)
-  key = jax.random.fold_in(jax.random.key(seed), 0x0C1A55)
-  return np.asarray(jax.random.permutation(key, num_classes))
-
-
-def task_of_class(order: np.ndarray, num_tasks: int) -> np.ndarray:
-  """int [C]: the 0-based task each class belongs to."""
-  per_task = len(order) // num_tasks
-  tasks = np.empty(len(order), np.int32)
-  tasks[order] = np.arange(len(order)) // per_task
-  return tasks
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def init_classifier(arch: arch_lib.ArchConfig, key: jax.Array):
-  """Classifier variables (`params`, and `batch_stats` with batch norm)."""
-  images = jnp.zeros((1,) + tuple(arch.image_shape), jnp.float32)
-  return classifier_lib.Classifier(arch).init(key, images)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def init_generator(arch: arch_lib.ArchConfig, key: jax.Array):
-  """Generator parameters."""
-  features = jnp.zeros((1, arch.feature_dim), jnp.float32)
-  return generator_lib.Generator(arch).init(
-      {'params': key}, features, jax.random.key(0))['params']
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def init_image_generator(arch: arch_lib.ArchConfig, key: jax.Array):
-  """Parameters of the image VAE used by standard generative replay."""
-  images = jnp.zeros((1,) + tuple(arch.image_shape), jnp.float32)
-  return image_generator.ImageGenerator(arch).init(
-      {'params': key}, images, jax.random.key(0))['params']
-
-
-def init_state(config: ContinualConfig, key: jax.Array,
-               classifier_params=None) -> steps.PLRState:
-  """A fresh PLR state; on cached features the extractor is left out."""
-  cls_key, gen_key, run_key = jax.random.split(key, 3)
-  if classifier_params is None:
-    classifier_params = init_classifier(config.arch, cls_key)['params']
-  # Own buffers: the steps donate the state, which must not delete the
-  # caller's arrays.
-  top = steps.copy_tree(
-      {k: v for k, v in classifier_params.items()
-       if k != 'extractor' or config.inputs == 'images'})
-  tx = optim.adam(config.learning_rate)
-  generator = prev_generator = None
-  if config.replay != 'buffer':
-    gen = (init_image_generator(config.arch, gen_key)
-           if config.replay == 'images' else
-           init_generator(config.arch, gen_key))
-    generator = steps.TrainState.create(gen, tx)
-    prev_generator = steps.copy_tree(gen)
-  return steps.PLRState(
-      classifier=steps.TrainState.create(top, tx), generator=generator,
-      prev_classifier=steps.copy_tree(top), prev_generator=prev_generator,
-      key=run_key, step=jnp.zeros((), jnp.int32))
-
-
-def make_chunk_runner(config: ContinualConfig, batched: bool = False,
-                      mesh: jax.sharding.Mesh | None = None
-                      ) -> 'ChunkRunner':
-  """A `ChunkRunner`: `runner(state, features, labels, data, length)`.
-
-  Runs `length` iterations (static) in one `lax.scan` over one task's
-  `TaskData`. Each iteration draws `batch_size` rows uniformly from
-  `data.rows[:data.num_rows]` (padded to a fixed size, so tasks of different
-  sizes share one compilation) with a key folded from the state's key and
-  step. With buffer replay, `data.buffer_rows` index the stored samples.
-  Cached per config, so every run of the same config reuses one
-  compilation.
-
-  Args:
-    config: the run's configuration.
-    batched: the state and `data` carry a leading seed axis and the
-      iteration is `vmap`ped over it: independent runs in one program
-      (`features` and `labels` are shared).
-    mesh: data parallelism: the current and replay batches are sharded over
-      the mesh's `"data"` axis (parameters stay replicated, gradients are
-      reduced by XLA).
-  """
-  return _chunk_runner(config, batched, mesh)
-
-
-# Iterations per chunk where the loop runs on the host (`loops.slow_convolutions`).
-HOST_LOOP_CHUNK = 20
-
-
-@functools.lru_cache(maxsize=None)
-def _chunk_runner(config, batched, mesh):
-  """`make_chunk_runner`, cached on all three arguments."""
-  tx = optim.adam(config.learning_rate)
-  shard = None
-  if mesh is not None:
-    shard = functools.partial(sharding.constrain_batch, mesh)
-  if config.replay == 'generative':
-    plr_step = steps.make_plr_step(
-        config.arch, config.strategy, config.replay_size, tx, tx,
-        inputs=config.inputs,
-        extractor_trainable_until=config.extractor_trainable_until,
-        recon_levels=config.recon_levels,
-        replay_targets=config.replay_targets,
-        targets_after_update=config.targets_after_update, shard=shard,
-        jit=False)
-  elif config.replay == 'images':
-    plr_step = steps.make_gr_step(
-        config.arch, config.replay_size, tx, tx,
-        frozen_after=config.extractor_trainable_until,
-        replay_targets=config.replay_targets,
-        bernoulli=not config.standardise_images,
-        classifier_on_reconstructions=config.classifier_on_reconstructions,
-        shard=shard, jit=False)
-  else:
-    buffer_step = steps.make_buffer_step(config.arch, config.strategy,
-                                         config.replay_size, tx, shard=shard,
-                                         jit=False)
-
-  def iteration(state, _, features, labels, rows, num_rows, buffer, info):
-    key = jax.random.fold_in(jax.random.fold_in(state.key, state.step), 1)
-    pick = rows[jax.random.randint(key, (config.batch_size,), 0, num_rows)]
-    batch = steps.Batch(x=features[pick], y=labels[pick])
-    if shard is not None:
-      batch = shard(batch)
-    if config.replay == 'buffer':
-      return buffer_step(state, batch, buffer, info)
-    return plr_step(state, batch, info)
-
-  has_convolutions = (config.inputs == 'images'
-                      and bool(config.arch.conv_channels))
-  if batched:
-    seed_axes = (0, None, None, None, 0, 0, 0, 0)
-    iteration = (loops.map_unrolled(iteration, seed_axes)
-                 if loops.slow_convolutions(has_convolutions)
-                 else jax.vmap(iteration, in_axes=seed_axes))
-  host_loop = loops.slow_convolutions(has_convolutions)
-  # A host loop gains nothing from long chunks; short ones keep the progress
-  # lines coming on slow backends.
-  return ChunkRunner(
-      loop=loops.make_loop(iteration, host_loop, unroll=config.scan_unroll),
-      chunk_size=(min(config.chunk_size, HOST_LOOP_CHUNK) if host_loop
-                  else config.chunk_size),
-      iteration=iteration)
-
-
-@dataclasses.dataclass(frozen=True)
-class ChunkRunner:
-  """Runs a chunk of a task's iterations: `runner(state, features, labels,
-  data, length) -> (state, per-iteration metrics)`.
-
-  Attributes:
-    loop: the compiled loop (`loops.make_loop`) over `iteration`.
-    chunk_size: iterations per chunk the task loop asks for.
-    iteration: one iteration, pure (for cost analysis).
-  """
-  loop: Callable[..., Any]
-  chunk_size: int
-  iteration: Callable[..., Any]
-
-  def __call__(self, state, features, labels, data: 'TaskData', length: int):
-    return self.loop(state, features, labels, data.rows, data.num_rows,
-                     jnp.take(features, data.buffer_rows, axis=0), data.info,
-                     length=length)
-
-
 @dataclasses.dataclass
 class Hooks:
   """What a run reports as it goes; every hook is optional.
@@ -347,80 +91,6 @@ class Hooks:
     hook = getattr(self, name)
     if hook is not None:
       hook(*args)
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskSplit:
-  """How one seed's classes split into tasks.
-
-  Attributes:
-    order: the class permutation; task t gets its t-th consecutive group.
-    train_tasks: the 0-based task of every training row.
-    test_tasks: likewise for the test rows.
-  """
-  order: np.ndarray
-  train_tasks: np.ndarray
-  test_tasks: np.ndarray
-
-
-def task_split(config: ContinualConfig, seed: int, train_labels: np.ndarray,
-               test_labels: np.ndarray) -> TaskSplit:
-  """Seed `seed`'s class order (`config.class_order_rule`) and the tasks of
-  the training and test rows."""
-  order = class_order(seed, config.arch.num_classes, config.class_order_rule,
-                      config.dataset)
-  of_class = task_of_class(order, config.num_tasks)
-  return TaskSplit(order=order, train_tasks=of_class[train_labels],
-                   test_tasks=of_class[test_labels])
-
-
-@flax.struct.dataclass
-class TaskData:
-  """One task's data as the chunk runner takes it (a leading seed axis on
-  every leaf when the seeds are batched).
-
-  Attributes:
-    rows: the task's training rows, int32 [R], padded to the largest task of
-      the run (so every task shares one compilation).
-    num_rows: how many of `rows` are real, int32 scalar.
-    buffer_rows: the training rows stored for buffer replay, int32 [M]
-      (zeros in task 1; [1] for generative replay, unused).
-    info: the task's `steps.TaskInfo`.
-  """
-  rows: jax.Array
-  num_rows: jax.Array
-  buffer_rows: jax.Array
-  info: steps.TaskInfo
-
-
-def task_data(config: ContinualConfig, splits: Sequence[TaskSplit],
-              seeds: Sequence[int], task: int,
-              batched: bool = True) -> TaskData:
-  """`TaskData` of 1-based `task` for the seeds' splits (stacked on a seed
-  axis if `batched`, else the one seed's)."""
-  max_rows = max(int(np.bincount(s.train_tasks,
-                                 minlength=config.num_tasks).max())
-                 for s in splits)
-  num_buffer = config.buffer_size if config.replay == 'buffer' else 1
-  per_seed = []
-  for seed, split in zip(seeds, splits):
-    task_rows = np.flatnonzero(split.train_tasks == task - 1)
-    if not len(task_rows):
-      raise ValueError(f'task {task} has no training data')
-    rows = np.zeros(max_rows, np.int32)
-    rows[:len(task_rows)] = task_rows
-    buffer_rows = jnp.zeros((num_buffer,), jnp.int32)
-    if config.replay == 'buffer' and task > 1:
-      buffer_rows = _fill_buffer(
-          jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), 0xB0F),
-                             task - 1),
-          np.flatnonzero(split.train_tasks < task - 1), config.buffer_size)
-    per_seed.append(TaskData(
-        rows=jnp.asarray(rows), num_rows=jnp.asarray(len(task_rows), jnp.int32),
-        buffer_rows=buffer_rows,
-        info=steps.task_info(task, split.order, config.num_tasks,
-                             frozen_after=config.extractor_trainable_until)))
-  return stack_seeds(per_seed, batched)
 
 
 def run(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
@@ -498,7 +168,7 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
                                         classifier_params) for seed in seeds],
                             batched))
   run_chunk = make_chunk_runner(config, batched, mesh)
-  progress = _RunProgress(
+  progress = run_progress.RunProgress(
       accuracy=np.zeros((len(seeds), config.num_tasks, config.num_tasks)),
       histories=[[] for _ in seeds])
   first_task, first_done = 1, 0
@@ -506,7 +176,7 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
     restored = checkpoints.restore(state)
     if restored is not None:
       state, first_task, first_done, arrays = restored
-      progress = _RunProgress.unpack(arrays, len(seeds), first_task)
+      progress = run_progress.RunProgress.unpack(arrays, len(seeds), first_task)
       hooks.call('on_resume', first_task, first_done)
   for t in range(first_task, config.num_tasks + 1):
     data = task_data(config, splits, seeds, t, batched)
@@ -611,65 +281,6 @@ def _evaluate(config, params, test, split, task) -> np.ndarray:
       config.num_tasks, seen=seen)
 
 
-@dataclasses.dataclass
-class _RunProgress:
-  """What a run has produced so far, and its checkpointed form.
-
-  Attributes:
-    accuracy: [seeds, tasks, tasks], rows filled up to the last task done.
-    histories: per seed, per finished task, the metrics of every iteration.
-    chunks: the current task's metrics so far, one dict per chunk.
-  """
-  accuracy: np.ndarray
-  histories: list[list[dict[str, np.ndarray]]]
-  chunks: list[dict[str, np.ndarray]] = dataclasses.field(
-      default_factory=list)
-
-  def end_task(self, batched: bool) -> None:
-    """The current task's chunks become each seed's history entry."""
-    for i, history in enumerate(self.histories):
-      # Scanned metrics are [iterations, seeds] when batched.
-      history.append({
-          k: np.concatenate([c[k][:, i] if batched else c[k]
-                             for c in self.chunks])
-          for k in self.chunks[0]})
-    self.chunks = []
-
-  def pack(self) -> dict[str, np.ndarray]:
-    """Accuracy rows and losses so far, as flat arrays for a checkpoint."""
-    arrays = {'accuracy': self.accuracy}
-    for i, history in enumerate(self.histories):
-      for k, task_metrics in enumerate(history):
-        for name, values in task_metrics.items():
-          arrays[f'history|{i}|{k}|{name}'] = values
-    for name in (self.chunks[0] if self.chunks else {}):
-      arrays[f'current|{name}'] = np.concatenate([c[name]
-                                                  for c in self.chunks])
-    return arrays
-
-  @classmethod
-  def unpack(cls, arrays, num_seeds: int, task: int) -> '_RunProgress':
-    """Inverse of `pack` for a checkpoint taken in `task`."""
-    histories = [[{} for _ in range(task - 1)] for _ in range(num_seeds)]
-    chunks = {}
-    for key, values in arrays.items():
-      parts = key.split('|')
-      if parts[0] == 'history':
-        histories[int(parts[1])][int(parts[2])][parts[3]] = values
-      elif parts[0] == 'current':
-        chunks[parts[1]] = values
-    return cls(accuracy=arrays['accuracy'], histories=histories,
-               chunks=[chunks] if chunks else [])
-
-
-def stack_seeds(trees, batched: bool = True):
-  """Per-seed pytrees stacked on a leading seed axis (the only one if not
-  `batched`), as `run_seeds` and its chunk runner take them."""
-  if not batched:
-    return trees[0]
-  return jax.tree.map(lambda *x: jnp.stack(x), *trees)
-
-
 class NonFiniteLossError(RuntimeError):
   """A loss became NaN or infinite."""
 
@@ -690,9 +301,3 @@ def _check_finite(metrics, task, done, seeds, batched, checkpoints) -> None:
           f'{done + row + 1}{which}{kept}')
 
 
-def _fill_buffer(key: jax.Array, seen_rows: np.ndarray,
-                 size: int) -> jax.Array:
-  """`size` training rows from the tasks seen, without replacement if enough."""
-  pick = jax.random.choice(key, len(seen_rows), (size,),
-                           replace=len(seen_rows) < size)
-  return jnp.asarray(seen_rows[np.asarray(pick)], jnp.int32)
