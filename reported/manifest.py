@@ -35,6 +35,12 @@ BEFORE = {
         '2026-12-02', _AMD_AVX2, '5ea5f77',
         _FM + '--setup=ir_naive --preset=authors --seeds=0'),
 }
+_EPYC_BF16 = 'cpu (AMD EPYC, 2 cores, avx512_bf16), jax 0.10.2'
+BEFORE['table1_arch1_ir_100ep'] = (
+    '2026-12-06', _EPYC_BF16, '8b7ab8c',
+    'python -m experiments.reproduce table1 --workdir=RUNS/table1 '
+    '--data_dir=DATA --rows=table1_arch1_ir --seeds=0,1,2 (the extractor: '
+    'extractors/arch1_cifar10_100ep)')
 for _strategy in ('ir', '0.2,0.3,0.5', '0.5,0.3,0.2'):
   for _levels in ('all', 'only_last_layer'):
     _name = f'fig5_plr_{_strategy.replace(",", "_")}_{_levels}'
