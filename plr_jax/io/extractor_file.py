@@ -11,6 +11,7 @@ fingerprint in `meta.json`.
 
 import os
 
+from flax import traverse_util
 import jax
 import numpy as np
 
@@ -21,27 +22,13 @@ class ExtractorFileError(ValueError):
   """A portable extractor that is incomplete, damaged or of another shape."""
 
 
-def _flatten(tree, prefix: str = '') -> dict:
+def _flatten(tree) -> dict:
   """`{'a': {'b': x}}` -> `{'a/b': x}`."""
-  out = {}
-  for key, value in tree.items():
-    name = f'{prefix}{key}'
-    if isinstance(value, dict):
-      out.update(_flatten(value, name + '/'))
-    else:
-      out[name] = value
-  return out
+  return traverse_util.flatten_dict(tree, sep='/')
 
 
 def _unflatten(arrays: dict) -> dict:
-  tree = {}
-  for name, value in arrays.items():
-    node = tree
-    *parents, leaf = name.split('/')
-    for part in parents:
-      node = node.setdefault(part, {})
-    node[leaf] = value
-  return tree
+  return traverse_util.unflatten_dict(arrays, sep='/')
 
 
 def exists(directory: str | None) -> bool:
