@@ -287,9 +287,14 @@ def test_soak_20_sigkills_then_resume_gives_identical_results(tmp_path):
     if kind == 'start-up':
       time.sleep(when)
     else:
-      had_checkpoint = _done_so_far(latest) > 0
+      start = _done_so_far(latest)
+      had_checkpoint = start > 0
+      # The previous process may have run past this target in the moments
+      # before its kill (a fast machine makes many checkpoints in 20 ms), so
+      # wait at least for this process's own first checkpoint: it has resumed.
+      goal = max(when, start + 10)
       deadline = time.time() + 300
-      while (proc.poll() is None and _done_so_far(latest) < when
+      while (proc.poll() is None and _done_so_far(latest) < goal
              and time.time() < deadline):
         time.sleep(0.002)
       time.sleep(rng.uniform(0.0, 0.02))
