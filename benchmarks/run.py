@@ -222,10 +222,9 @@ def measure(arch: arch_lib.ArchConfig, strategy_text: str, num_seeds: int,
 
   iteration = jax.jit(run_chunk.iteration)
   data = setup.data
-  buffer = jnp.take(features, data.buffer_rows, axis=0)
   iteration_flops = _flops(iteration.lower(
       state, jnp.int32(0), features, labels, data.rows, data.num_rows,
-      buffer, info)) if flops else float('nan')
+      info)) if flops else float('nan')
 
   # The classifier's replay update alone.
   update = replay_update(setup)

@@ -28,6 +28,7 @@ from plr_jax import run
 from plr_jax.io import extractors as extractors_lib
 from plr_jax.eval import plots
 from plr_jax.eval import results as results_lib
+from plr_jax.train import replay_kinds
 
 common.define_run_flags()
 flags.DEFINE_list('rows', [], 'Run ids of the rows to run (default: all; '
@@ -65,9 +66,8 @@ def _describe(row) -> str:
   """e.g. 'ARCH1 S=[0.3, 0.7], 3 seeds, 2 tasks x 5000 iterations; the
   paper: 70.6 +- 1.0% (paper, Table 1)'."""
   cfg = row.config
-  name = cfg.name or results_lib.strategy_name(cfg.continual.strategy)
-  text = f'{cfg.arch.name.upper()} {name}'
-  if cfg.continual.replay == 'generative':
+  text = f'{cfg.arch.name.upper()} {results_lib.run_name(cfg)}'
+  if replay_kinds.get(cfg.continual.replay).generates_features:
     text += f', recon_levels={cfg.continual.recon_levels}'
   text += (f', {len(cfg.seeds)} seeds, {cfg.continual.num_tasks} tasks x '
            f'{cfg.continual.iters_per_task} iterations')

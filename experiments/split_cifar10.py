@@ -19,6 +19,9 @@ common.define_extractor_flags()
 common.define_method_flags(recon_levels=False)
 flags.DEFINE_string('arch', 'arch1', 'arch1 or arch2.')
 flags.DEFINE_string('strategy', 'ir', '"ir" or fractions per level.')
+flags.DEFINE_string('replay', 'buffer', 'What is replayed: buffer (the '
+                    'paper) or none (fine-tuning on each task alone, the '
+                    'lower bound; the strategy is then ignored).')
 flags.adopt_module_key_flags(common)
 FLAGS = flags.FLAGS
 
@@ -26,7 +29,8 @@ FLAGS = flags.FLAGS
 def main():
   config = common.finish(common.preset_config(table1.config,
       FLAGS.arch, FLAGS.strategy, common.seeds(), FLAGS.preset,
-      replay_targets=common.replay_targets() or 'soft'))
+      replay_targets=common.replay_targets() or 'soft',
+      replay=FLAGS.replay))
   run.run(config, common.workdir(), data_dir=common.run_data_dir(config),
           extractor_dir=FLAGS.extractor_dir, mesh=common.mesh(),
           should_stop=common.STOP)

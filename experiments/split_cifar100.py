@@ -21,6 +21,9 @@ flags.DEFINE_string('arch', 'arch1', 'arch1 or arch2.')
 flags.DEFINE_string('strategy', 'ir', '"ir" or fractions per level, e.g. '
                     '0.3,0.7 (ARCH1) or 0.5,0.3,0.2 (ARCH2).')
 flags.DEFINE_bool('mfid', True, "Compute mFID of each seed's generator.")
+flags.DEFINE_string('replay', 'generative', 'What is replayed: generative '
+                    '(the paper) or none (fine-tuning on each task alone, '
+                    'the lower bound; no mFID, the strategy is ignored).')
 flags.adopt_module_key_flags(common)
 FLAGS = flags.FLAGS
 
@@ -29,7 +32,8 @@ def main():
   config = common.finish(common.preset_config(table2.config,
       FLAGS.arch, FLAGS.strategy, common.seeds(), FLAGS.preset,
       mfid=FLAGS.mfid, recon_levels=common.recon_levels() or 'all',
-      replay_targets=common.replay_targets() or 'soft'))
+      replay_targets=common.replay_targets() or 'soft',
+      replay=FLAGS.replay))
   run.run(config, common.workdir(), data_dir=common.run_data_dir(config),
           extractor_dir=FLAGS.extractor_dir, mesh=common.mesh(),
           should_stop=common.STOP)

@@ -28,6 +28,7 @@ import jax
 from plr_jax.models import arch as arch_lib
 from plr_jax.train import continual
 from plr_jax.train import pretrain as pretrain_lib
+from plr_jax.train import replay_kinds
 
 PROTOCOLS = {
     # protocol: (dataset, extractor: pretrained and frozen or trained on the
@@ -181,8 +182,9 @@ class RunConfig:
     if not 0 <= self.extractor_classes <= 10:
       raise ValueError(f'extractor classes must be in 0..10 (CIFAR-10), got '
                        f'{self.extractor_classes}')
-    if self.mfid and self.continual.replay != 'generative':
-      raise ValueError('mFID needs a generator (generative replay)')
+    if self.mfid and not replay_kinds.get(
+        self.continual.replay).generates_features:
+      raise ValueError('mFID needs a feature generator (generative replay)')
 
   @property
   def dataset(self) -> str:

@@ -35,8 +35,10 @@ from plr_jax.io import workdir as workdir_lib
 from plr_jax.io import logs as logs_lib
 from plr_jax.io import progress as progress_lib
 from plr_jax.models import arch as arch_lib
+from plr_jax.models import init as model_init
 from plr_jax.train import continual
 from plr_jax.train import pretrain as pretrain_lib
+from plr_jax.train import replay_kinds
 from plr_jax.train import sharding
 
 
@@ -213,7 +215,7 @@ def get_extractor(config: config_lib.RunConfig, directory: str,
     log(f'using extractor {meta["fingerprint"]} from {directory}')
     return variables, meta
   if config.extractor_classes == 0:
-    variables = continual.init_classifier(arch, jax.random.key(0))
+    variables = model_init.init_classifier(arch, jax.random.key(0))
     extractors.save_extractor(directory, arch, variables,
                               {'arch': arch.name, 'classes': [],
                                'pretrained': False})
@@ -277,8 +279,10 @@ def run(config: config_lib.RunConfig, workdir: str, *,
           {'dataset': dataset.name, 'fingerprint': data_fingerprint,
            'source': dataset.source})
       with jax.default_matmul_precision(config.precision):
-        return _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
-                    program_start, should_stop, data_fingerprint)
+        program = _Program(config=config, paths=paths, mesh=mesh,
+                           should_stop=should_stop, start=program_start)
+        return _run(program, dataset, cifar10, extractor_dir,
+                    data_fingerprint)
   except OSError as e:
     if e.filename is None or not os.path.abspath(e.filename).startswith(
         os.path.abspath(workdir)):
@@ -288,11 +292,60 @@ def run(config: config_lib.RunConfig, workdir: str, *,
                             'command to resume') from None
 
 
-def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
-         program_start, should_stop, data_fingerprint):
-  paths = workdir_lib.Workdir(workdir)
-  cont = config.continual
-  extractor = extractor_meta = None
+@dataclasses.dataclass(frozen=True)
+class _Program:
+  """What the parts of one `run` share.
+
+  Attributes:
+    config: the run.
+    paths: its workdir.
+    mesh: the devices every batch is spread over (None: one device).
+    should_stop: the stop check (`run`'s argument).
+    start: `time.perf_counter()` at the program's start.
+  """
+  config: config_lib.RunConfig
+  paths: workdir_lib.Workdir
+  mesh: jax.sharding.Mesh | None
+  should_stop: interrupts.StopCheck | None
+  start: float
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inputs:
+  """The training and test sets as the task loop takes them (level-0
+  features, or normalised images), with the extractor that made them."""
+  train: tuple[np.ndarray, np.ndarray]
+  test: tuple[np.ndarray, np.ndarray]
+  extractor_meta: dict | None
+  pretrain_s: float
+
+
+def _run(program: _Program, dataset, cifar10, extractor_dir: str,
+         data_fingerprint: str) -> dict:
+  """`run` once the workdir is locked: every group of seeds, then the
+  record."""
+  cont = program.config.continual
+  inputs = _inputs(program, dataset, cifar10, extractor_dir)
+  seeds = list(program.config.seeds)
+  batched = program.config.loop.vmap_seeds and len(seeds) > 1
+  groups = [seeds] if batched else [[s] for s in seeds]
+  progress = progress_lib.Progress(cont.num_tasks, cont.iters_per_task,
+                                   len(groups))
+  reference = None
+  per_seed = []
+  for group in groups:
+    records, reference = _run_group(program, group, inputs, progress,
+                                    reference)
+    per_seed.extend(records)
+  return _write_record(program, per_seed, inputs, dataset, data_fingerprint)
+
+
+def _inputs(program: _Program, dataset, cifar10,
+            extractor_dir: str) -> _Inputs:
+  """Normalised images, or the extractor's level-0 features (the extractor
+  loaded, or pretrained, first)."""
+  cont = program.config.continual
+  extractor_meta = None
   pretrain_s = 0.0
   if cont.inputs == 'images':
     mean, std = dataset.channel_stats()
@@ -302,112 +355,135 @@ def _run(config, workdir, dataset, cifar10, extractor_dir, mesh,
     test = data_lib.normalise(dataset.test_images, mean, std)
   else:
     start = time.perf_counter()
-    extractor, extractor_meta = get_extractor(config, extractor_dir, cifar10,
-                                              should_stop)
+    extractor, extractor_meta = get_extractor(
+        program.config, extractor_dir, cifar10, program.should_stop)
     pretrain_s = time.perf_counter() - start
     train, test = features_lib.cached_features(
-        config.arch, extractor, extractor_meta['fingerprint'], dataset,
-        paths.features)
-  train = (train, dataset.train_labels)
-  test = (test, dataset.test_labels)
-  seeds = list(config.seeds)
-  batched = config.loop.vmap_seeds and len(seeds) > 1
-  groups = [seeds] if batched else [[s] for s in seeds]
-  progress = progress_lib.Progress(cont.num_tasks, cont.iters_per_task,
-                                   len(groups))
-  reference = None
-  per_seed = []
-  for group in groups:
-    names = ','.join(str(s) for s in group)
-    label = f'[seed{"s" if len(group) > 1 else ""} {names}]'
-    group_dir = paths.checkpoints(group)
-    done_path = os.path.join(group_dir, 'records.json')
-    if os.path.isfile(done_path):
-      with open(done_path) as fh:
-        per_seed.extend(json.load(fh))
-      log(f'{label} finished in an earlier run: using {done_path}')
-      progress.skip(cont.num_tasks * cont.iters_per_task)
-      continue
-    if config.mfid and reference is None:
-      log(f'training the mFID reference classifier '
-          f'({config.mfid.reference_epochs} epochs, all classes)')
-      reference = mfid_lib.train_reference(
-          config.arch, *train, seed=0, epochs=config.mfid.reference_epochs,
-          batch_size=cont.batch_size, should_stop=should_stop)
-    progress.start_run(label)
-    checkpoints = checkpoint.RunCheckpointer(
-        group_dir, config.loop.checkpoint_every,
-        config.loop.checkpoint_min_secs)
-    # In a multi-host run the first process writes the logs.
-    metrics_log = (logs_lib.MetricsLog(paths.logs, group,
-                                       cont.iters_per_task,
-                                       config.loop.log_every)
-                   if jax.process_index() == 0 else logs_lib.NoLog())
+        program.config.arch, extractor, extractor_meta['fingerprint'],
+        dataset, program.paths.features)
+  return _Inputs(train=(train, dataset.train_labels),
+                 test=(test, dataset.test_labels),
+                 extractor_meta=extractor_meta, pretrain_s=pretrain_s)
 
-    def on_resume(task, done, label=label, group_dir=group_dir,
-                  metrics_log=metrics_log):
-      log(f'{label} resuming from task {task}, iteration {done} '
-          f'(checkpoint in {group_dir})')
-      progress.skip((task - 1) * cont.iters_per_task + done,
-                    whole_run=False)
-      metrics_log.resume(task, done)
 
-    def on_evaluated(task, rows, group=group, metrics_log=metrics_log):
-      progress.evaluated(task, rows, group)
-      metrics_log.accuracy(task, rows)
+def _run_group(program: _Program, group: list[int], inputs: _Inputs,
+               progress: progress_lib.Progress, reference
+               ) -> tuple[list[dict], object]:
+  """One group of seeds (vmapped together): resumed from its checkpoints,
+  or taken from its `records.json` if it finished in an earlier run.
+  Returns its per-seed records and the mFID reference classifier (trained
+  by the first group that needs it)."""
+  config, cont = program.config, program.config.continual
+  label = (f'[seed{"s" if len(group) > 1 else ""} '
+           f'{",".join(str(s) for s in group)}]')
+  group_dir = program.paths.checkpoints(group)
+  done_path = os.path.join(group_dir, 'records.json')
+  if os.path.isfile(done_path):
+    with open(done_path) as fh:
+      records = json.load(fh)
+    log(f'{label} finished in an earlier run: using {done_path}')
+    progress.skip(cont.num_tasks * cont.iters_per_task)
+    return records, reference
+  if config.mfid and reference is None:
+    log(f'training the mFID reference classifier '
+        f'({config.mfid.reference_epochs} epochs, all classes)')
+    reference = mfid_lib.train_reference(
+        config.arch, *inputs.train, seed=0,
+        epochs=config.mfid.reference_epochs, batch_size=cont.batch_size,
+        should_stop=program.should_stop)
+  progress.start_run(label)
+  checkpoints = checkpoint.RunCheckpointer(
+      group_dir, config.loop.checkpoint_every, config.loop.checkpoint_min_secs)
+  # In a multi-host run the first process writes the logs.
+  metrics_log = (logs_lib.MetricsLog(program.paths.logs, group,
+                                     cont.iters_per_task, config.loop.log_every)
+                 if jax.process_index() == 0 else logs_lib.NoLog())
+  start = time.perf_counter()
+  try:
+    results = continual.run_seeds(
+        cont, inputs.train, inputs.test, group, batched=len(group) > 1,
+        hooks=_hooks(program, label, group, progress, metrics_log),
+        mesh=program.mesh, checkpoints=checkpoints)
+  finally:
+    metrics_log.close()
+  # Seeds of a vmapped group share its wall time: each gets an equal part.
+  elapsed = (time.perf_counter() - start) / len(group)
+  records = [_seed_record(program, seed, result, reference, inputs, elapsed)
+             for seed, result in zip(group, results)]
+  checkpoint.write_json_atomic(done_path, records)
+  return records, reference
 
-    def on_metrics(task, done, metrics, group=group, metrics_log=metrics_log):
-      metrics_log.chunk(task, done, metrics, batched=len(group) > 1)
-    start = time.perf_counter()
-    try:
-      hooks = continual.Hooks(on_chunk=progress, on_metrics=on_metrics,
-                              on_evaluated=on_evaluated, on_resume=on_resume,
-                              should_stop=should_stop)
-      results = continual.run_seeds(cont, train, test, group,
-                                    batched=len(group) > 1, hooks=hooks,
-                                    mesh=mesh, checkpoints=checkpoints)
-    finally:
-      metrics_log.close()
-    # Seeds of a vmapped group share its wall time: each gets an equal part.
-    elapsed = (time.perf_counter() - start) / len(group)
-    records = []
-    for seed, result in zip(group, results):
-      record = {'seed': seed, 'class_order': result.class_order.tolist(),
-                'accuracy_matrix': result.accuracy.tolist(),
-                'average_accuracy': result.average_accuracy,
-                'final_losses': {k: float(v[-1])
-                                 for k, v in result.losses[-1].items()}}
-      if reference is not None:
-        record['mfid'] = mfid_lib.mfid(
-            config.arch, reference,
-            sharding.to_host(result.state.generator.params), test[0],
-            jax.random.fold_in(jax.random.key(seed), 0xF1D),
-            config.mfid.samples)
-      record['wall_time_s'] = elapsed
-      log(f'[seed {seed}] average accuracy '
-          f'{100 * result.average_accuracy:.2f}%'
-          + (f', mFID {record["mfid"]:.1f}' if 'mfid' in record else ''))
-      records.append(record)
-    checkpoint.write_json_atomic(done_path, records)
-    per_seed.extend(records)
+
+def _hooks(program: _Program, label: str, group: list[int],
+           progress: progress_lib.Progress, metrics_log) -> continual.Hooks:
+  """Progress lines, logs and the stop check of one group's run."""
+  cont = program.config.continual
+
+  def on_resume(task, done):
+    log(f'{label} resuming from task {task}, iteration {done} '
+        f'(checkpoint in {program.paths.checkpoints(group)})')
+    progress.skip((task - 1) * cont.iters_per_task + done, whole_run=False)
+    metrics_log.resume(task, done)
+
+  def on_evaluated(task, rows):
+    progress.evaluated(task, rows, group)
+    metrics_log.accuracy(task, rows)
+
+  def on_metrics(task, done, metrics):
+    metrics_log.chunk(task, done, metrics, batched=len(group) > 1)
+
+  return continual.Hooks(on_chunk=progress, on_metrics=on_metrics,
+                         on_evaluated=on_evaluated, on_resume=on_resume,
+                         should_stop=program.should_stop)
+
+
+def _seed_record(program: _Program, seed: int, result: continual.Result,
+                 reference, inputs: _Inputs, elapsed: float) -> dict:
+  """One seed's entry of `results.json`'s `per_seed` (its mFID computed
+  here when the run scores one)."""
+  record = {'seed': seed, 'class_order': result.class_order.tolist(),
+            'accuracy_matrix': result.accuracy.tolist(),
+            'average_accuracy': result.average_accuracy,
+            'final_losses': {k: float(v[-1])
+                             for k, v in result.losses[-1].items()}}
+  if reference is not None:
+    record['mfid'] = mfid_lib.mfid(
+        program.config.arch, reference,
+        sharding.to_host(result.state.generator.params), inputs.test[0],
+        jax.random.fold_in(jax.random.key(seed), 0xF1D),
+        program.config.mfid.samples)
+  record['wall_time_s'] = elapsed
+  log(f'[seed {seed}] average accuracy '
+      f'{100 * result.average_accuracy:.2f}%'
+      + (f', mFID {record["mfid"]:.1f}' if 'mfid' in record else ''))
+  return record
+
+
+def _write_record(program: _Program, per_seed: list[dict], inputs: _Inputs,
+                  dataset, data_fingerprint: str) -> dict:
+  """Summarises the seeds into `results.json` and `results.md`."""
+  config, cont = program.config, program.config.continual
+  meta = inputs.extractor_meta
   record = results_lib.summarise(
       config.protocol, config_lib.to_json(config), config.arch,
-      cont.strategy, seeds, per_seed, config.data_label or dataset.label,
-      extra={'extractor': {k: v for k, v in (extractor_meta or {}).items()
+      cont.strategy, config.seeds, per_seed,
+      config.data_label or dataset.label,
+      extra={'extractor': {k: v for k, v in (meta or {}).items()
                            if k not in ('wall_time_s', 'provenance')}
-                           or extractor_meta,
+                          or meta,
              'dataset': dataset.name,
              'data_fingerprint': data_fingerprint,
-             'devices': 1 if mesh is None else int(mesh.devices.size),
+             'devices': (1 if program.mesh is None
+                         else int(program.mesh.devices.size)),
              'provenance': machine.provenance()},
-      name=config.name)
+      name=config.name, replays=replay_kinds.get(cont.replay).replays)
   timing = record['timing']
-  if extractor_meta and 'wall_time_s' in extractor_meta:
-    timing['extractor_wall_time_s'] = extractor_meta['wall_time_s']
-  timing['extractor_this_program_s'] = pretrain_s
-  timing['program_s'] = time.perf_counter() - program_start
-  results_lib.write(workdir, record)
+  if meta and 'wall_time_s' in meta:
+    timing['extractor_wall_time_s'] = meta['wall_time_s']
+  timing['extractor_this_program_s'] = inputs.pretrain_s
+  timing['program_s'] = time.perf_counter() - program.start
+  results_lib.write(program.paths.root, record)
   log(f'{record["strategy_name"]}: {100 * record["average_accuracy_mean"]:.2f}'
       f'% +- {100 * record["average_accuracy_sem"]:.2f}% over '
-      f'{len(seeds)} seed(s); wrote {paths.results_json}')
+      f'{len(config.seeds)} seed(s); wrote {program.paths.results_json}')
   return record

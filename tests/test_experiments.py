@@ -128,6 +128,7 @@ def test_split_cifar10_buffer_replay(data_dir, tmp_path):
   workdir = str(tmp_path / 'c10')
   portable = str(tmp_path / 'portable')
   again = str(tmp_path / 'c10_again')
+  none = str(tmp_path / 'c10_none')
   flags = (f'--data_dir={data_dir}', '--preset=tiny', '--arch=arch2',
            '--strategy=0.5,0.3,0.2', '--set=data_label=fake', '--seeds=3')
   _run_all(('split_cifar10', f'--workdir={workdir}', *flags),
@@ -135,8 +136,22 @@ def test_split_cifar10_buffer_replay(data_dir, tmp_path):
             f'--dest={portable}', '--command=split_cifar10 (test)',
             '--code=test'),
            ('split_cifar10', f'--workdir={again}',
-            f'--extractor_dir={portable}', *flags))
+            f'--extractor_dir={portable}', *flags),
+           ('split_cifar10', f'--workdir={none}',
+            f'--extractor_dir={portable}', *flags, '--replay=none'))
   record = _results(workdir)
+  # No replay (the lower bound): no replay cost, no replay loss; task 1 is
+  # trained exactly as with the buffer (nothing is replayed there).
+  lower = _results(none)
+  assert lower['strategy_name'] == 'no replay'
+  assert lower['r_paper'] == lower['r_exact'] == 0
+  assert lower['config']['continual']['replay'] == 'none'
+  assert 'classifier/replay_loss' not in lower['per_seed'][0]['final_losses']
+  assert 'classifier/replay_loss' in record['per_seed'][0]['final_losses']
+  assert (lower['per_seed'][0]['accuracy_matrix'][0]
+          == record['per_seed'][0]['accuracy_matrix'][0])
+  assert '| ARCH2 | no replay | 0.0% | 0.0% |' in open(
+      os.path.join(none, 'results.md')).read()
   _check_record(record, tasks=2, seeds=[3], mfid=False)
   # The authors' rule by default: np.random.seed(3); permutation(10).
   permutation = np.random.RandomState(3).permutation(10)
@@ -216,6 +231,8 @@ def test_pretrain_and_ablation(data_dir, tmp_path):
 # Bad input and the one line it must give: (binary, flags, message); each
 # case starts from `_base_flags` of its binary, its own flags replacing them.
 _BAD_INPUT = [
+    ('split_cifar10', ['--replay=generative'], '--replay: Table 1 replays a buffer or nothing'),
+    ('split_cifar100', ['--replay=images'], '--replay: Table 2 replays generated features or nothing'),
     ('split_cifar100', ['--strategy=0.5,0.6'], '--strategy: strategy [0.5,0.6] sums to 1.1, not 1'),
     ('split_cifar100', ['--strategy=0.5,0.3,0.2'], '--strategy: strategy has 3 entries but arch1 has 2 levels'),
     ('split_cifar100', ['--strategy=-0.5,1.5'], 'is negative'),
@@ -333,10 +350,12 @@ def test_help_lists_each_binarys_own_flags_and_exits_0_and_reproduce_lists_rows(
   table1, table9 = results[-2:]
   assert table1.returncode == 0, table1.stderr[-2000:]
   ids = [line.split(':')[0] for line in table1.stdout.splitlines()]
-  assert len(ids) == 8 and len(set(ids)) == 8, table1.stdout
+  # The paper's eight rows and each architecture's lower bound.
+  assert len(ids) == 10 and len(set(ids)) == 10, table1.stdout
   # Every row is described, and no two alike.
   descriptions = [line.split(': ', 1)[1] for line in table1.stdout.splitlines()]
-  assert len(set(descriptions)) == 8 and all(descriptions), table1.stdout
+  assert len(set(descriptions)) == 10 and all(descriptions), table1.stdout
+  assert 'table1_arch2_none: ARCH2 no replay, 3 seeds' in table1.stdout
   assert 'the paper: 70.6% +- 1.0' in table1.stdout
   assert 'table1_arch1_0.3_0.7' in ids, ids
   assert table9.returncode == 2, table9.stderr[-2000:]

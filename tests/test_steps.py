@@ -18,6 +18,7 @@ from plr_jax.models import image_generator
 from plr_jax.train import losses
 from plr_jax.train import optim
 from plr_jax.train import replay as replay_lib
+from plr_jax.train import replay_kinds
 from plr_jax.train import steps
 from plr_jax.train import strategy as strategy_lib
 from tests.conftest import TINY, TINY3
@@ -269,21 +270,15 @@ def test_phase_programs_skip_task_1s_replay_and_the_frozen_layers(replay):
   shape = arch.image_shape if images else (arch.feature_dim,)
   x = jax.random.normal(jax.random.key(1), (4,) + shape)
   batch = steps.Batch(x=x, y=jnp.array([0, 1, 2, 3]))
-  args = (batch,)
-  if replay == 'images':
-    step = steps.make_gr_step(arch, 4, ADAM, ADAM, frozen_after=2, jit=False)
-  elif replay == 'generative':
-    step = steps.make_plr_step(arch, config.strategy, 4, ADAM, ADAM,
-                               inputs='images', extractor_trainable_until=2,
-                               jit=False)
-  else:
-    step = steps.make_buffer_step(arch, config.strategy, 4, ADAM, jit=False)
-    args = (batch, jax.random.normal(jax.random.key(2),
-                                     (6, arch.feature_dim)))
+  step = replay_kinds.get(replay).make_step(config, ADAM, None)
+  memory = None
+  if replay == 'buffer':
+    memory = jax.random.normal(jax.random.key(2), (6, arch.feature_dim))
   flops = {}
   for task in (1, 2, 3):
     info = steps.task_info(task, ORDER, 3, frozen_after=frozen_after)
-    new, metrics = jax.jit(step)(steps.copy_tree(state), *args, info)
+    info = info.replace(memory=memory)
+    new, metrics = jax.jit(step)(steps.copy_tree(state), batch, info)
     chex.assert_tree_all_finite(metrics)
     replay_loss = float(metrics['classifier/replay_loss'])
     assert (replay_loss == 0.0) == (task == 1), (task, replay_loss)
@@ -292,7 +287,7 @@ def test_phase_programs_skip_task_1s_replay_and_the_frozen_layers(replay):
           jax.tree.leaves(new.classifier.params['extractor'])[0],
           jax.tree.leaves(state.classifier.params['extractor'])[0])
       assert changed == (task <= 2), task
-    flops[task] = _flops(step, state, *args, info)
+    flops[task] = _flops(step, state, batch, info)
   assert flops[1] < flops[2]
   if images:
     assert flops[3] < flops[2]

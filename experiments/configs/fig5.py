@@ -8,7 +8,8 @@ Setups (the classifier's extractor trains on the images of task 1):
              after task 1;
   gr_frozen: GR with the classifier's extractor and the VAE's convolutional
              encoder and decoder frozen after task 1;
-  ir_naive:  Internal Replay with nothing frozen (expected to fail badly).
+  ir_naive:  Internal Replay with nothing frozen (expected to fail badly);
+  none:      no replay, fine-tuning on each task alone (the lower bound).
 
 Sizes: "paper" is the paper's text (the 3 x 50 `fmnist` network, batch
 256 + 256), "authors" the authors' README command (`fmnist_scripts`: one
@@ -26,12 +27,14 @@ from plr_jax.train import continual
 TITLE = 'Figure 5: Fashion-MNIST without pretraining'
 # setup: (replay, freeze the convolutional parts after this task).
 SETUPS = {'gr': ('images', None), 'ir_frozen': ('generative', 1),
-          'gr_frozen': ('images', 1), 'ir_naive': ('generative', None)}
+          'gr_frozen': ('images', 1), 'ir_naive': ('generative', None),
+          'none': ('none', None)}
 # How results.md and the plots call each setup.
 SETUP_NAMES = {'gr': 'GR (replay of images)',
                'ir_frozen': '{strategy}, encoder frozen after task 1',
                'gr_frozen': 'GR, convolutions frozen after task 1',
-               'ir_naive': 'Internal Replay, naive (nothing frozen)'}
+               'ir_naive': 'Internal Replay, naive (nothing frozen)',
+               'none': 'No replay (fine-tuning, the lower bound)'}
 ARCHS = ('fmnist', 'fmnist_scripts', 'fmnist_mlp')
 # The authors' Fashion-MNIST scripts ran 2000 iterations per task; their
 # README command: --batch 128 (the replay batch the same).

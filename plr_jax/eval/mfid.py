@@ -18,7 +18,7 @@ import optax
 from plr_jax.io import interrupts
 from plr_jax.models import classifier as classifier_lib
 from plr_jax.models import arch as arch_lib
-from plr_jax.train import continual
+from plr_jax.models import init as model_init
 from plr_jax.models import generator as generator_lib
 from plr_jax.train import optim
 
@@ -88,7 +88,7 @@ def train_reference(arch: arch_lib.ArchConfig, features: np.ndarray,
   batch_size = min(batch_size, len(labels))
   tx, chunk = _make_reference_chunk(arch, batch_size, learning_rate)
   key = jax.random.fold_in(jax.random.key(seed), 0x3F1D)
-  params = continual.init_classifier(arch, key)['params']
+  params = model_init.init_classifier(arch, key)['params']
   params = {k: v for k, v in params.items() if k != 'extractor'}
   carry = (params, tx.init(params))
   features, labels = jnp.asarray(features), jnp.asarray(labels, jnp.int32)

@@ -13,6 +13,7 @@ import numpy as np
 from plr_jax.io import checkpoint
 from plr_jax.io import workdir as workdir_lib
 from plr_jax.eval import accuracy as evaluation
+from plr_jax.train import replay_kinds
 from plr_jax.train import strategy as strategy_lib
 
 DATA_LABELS = {
@@ -32,7 +33,7 @@ def strategy_name(strategy) -> str:
 
 def summarise(experiment: str, config: dict, arch, strategy, seeds,
               per_seed: list[dict], data_label: str, extra: dict | None = None,
-              name: str | None = None) -> dict:
+              name: str | None = None, replays: bool = True) -> dict:
   """The `results.json` record of one run over several seeds.
 
   Args:
@@ -45,7 +46,10 @@ def summarise(experiment: str, config: dict, arch, strategy, seeds,
       optional `mfid` and `wall_time_s`.
     data_label: a key of `DATA_LABELS` saying what the numbers were measured on.
     extra: more fields (e.g. the extractor's metadata).
-    name: what the tables call the run (default: `strategy_name`).
+    name: what the tables call the run (default: `strategy_name`, or "no
+      replay").
+    replays: False for a run that replays nothing (`ReplayKind.replays`):
+      its replay costs (R) are 0 and the strategy does not name it.
   """
   accuracies = [r['average_accuracy'] for r in per_seed]
   mean, sem = evaluation.mean_and_sem(accuracies)
@@ -54,11 +58,12 @@ def summarise(experiment: str, config: dict, arch, strategy, seeds,
       'config': config,
       'arch': arch.name,
       'strategy': list(strategy),
-      'strategy_name': name or strategy_name(strategy),
+      'strategy_name': name or (strategy_name(strategy) if replays
+                                else NO_REPLAY),
       'seeds': list(seeds),
       'data': data_label,
-      'r_paper': strategy_lib.relative_cost(strategy, arch, 'paper'),
-      'r_exact': strategy_lib.relative_cost(strategy, arch, 'exact'),
+      'r_paper': replay_cost(strategy, arch, 'paper', replays),
+      'r_exact': replay_cost(strategy, arch, 'exact', replays),
       'per_seed': [{k: v for k, v in r.items() if k != 'wall_time_s'}
                    for r in per_seed],
       'average_accuracy_mean': mean,
@@ -74,6 +79,25 @@ def summarise(experiment: str, config: dict, arch, strategy, seeds,
     record['mfid_mean'] = float(np.mean(mfids))
   record.update(extra or {})
   return record
+
+
+NO_REPLAY = 'no replay'
+
+
+def run_name(config) -> str:
+  """What tables call a `RunConfig`'s run: its name, else its strategy
+  ("IR", "S=[0.3, 0.7]"), or "no replay"."""
+  if config.name:
+    return config.name
+  if not replay_kinds.get(config.continual.replay).replays:
+    return NO_REPLAY
+  return strategy_name(config.continual.strategy)
+
+
+def replay_cost(strategy, arch, how: str, replays: bool = True) -> float:
+  """R of `strategy` (`strategy.relative_cost`), 0 for a run that replays
+  nothing."""
+  return strategy_lib.relative_cost(strategy, arch, how) if replays else 0.0
 
 
 R_NOTE = ('R (paper): the replay cost relative to Internal Replay in the '
@@ -190,10 +214,11 @@ def write_table(workdir: str, title: str, rows) -> dict:
                    if record and 'mfid_mean' in record else '-')
       mfid = f'{row.paper_mfid if row.paper_mfid is not None else "-"} / '\
              f'{ours_mfid}'
-    name = row.config.name or strategy_name(row.config.continual.strategy)
+    replays = replay_kinds.get(row.config.continual.replay).replays
+    name = run_name(row.config)
     arch = row.config.arch.name.upper()
-    r_paper = strategy_lib.relative_cost(row.config.continual.strategy,
-                                         row.config.arch, 'paper')
+    r_paper = replay_cost(row.config.continual.strategy, row.config.arch,
+                          'paper', replays)
     data = (DATA_LABELS.get(record['data'], record['data']) if record
             else 'not run yet')
     lines.append(

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from plr_jax.train import loops
 from plr_jax.train import optim
+from plr_jax.train import replay_kinds
 from plr_jax.train import sharding
 from plr_jax.train import steps
 from plr_jax.train.continual_config import ContinualConfig
@@ -24,7 +25,8 @@ def make_chunk_runner(config: ContinualConfig, batched: bool = False,
   `TaskData`. Each iteration draws `batch_size` rows uniformly from
   `data.rows[:data.num_rows]` (padded to a fixed size, so tasks of different
   sizes share one compilation) with a key folded from the state's key and
-  step. With buffer replay, `data.buffer_rows` index the stored samples.
+  step. The replay kind's step (`replay_kinds`) does the rest; the inputs of
+  the rows it keeps (`data.memory_rows`) reach it as `info.memory`.
   Cached per config, so every run of the same config reuses one
   compilation.
 
@@ -51,42 +53,20 @@ def _chunk_runner(config, batched, mesh):
   shard = None
   if mesh is not None:
     shard = functools.partial(sharding.constrain_batch, mesh)
-  if config.replay == 'generative':
-    plr_step = steps.make_plr_step(
-        config.arch, config.strategy, config.replay_size, tx, tx,
-        inputs=config.inputs,
-        extractor_trainable_until=config.extractor_trainable_until,
-        recon_levels=config.recon_levels,
-        replay_targets=config.replay_targets,
-        targets_after_update=config.targets_after_update, shard=shard,
-        jit=False)
-  elif config.replay == 'images':
-    plr_step = steps.make_gr_step(
-        config.arch, config.replay_size, tx, tx,
-        frozen_after=config.extractor_trainable_until,
-        replay_targets=config.replay_targets,
-        bernoulli=not config.standardise_images,
-        classifier_on_reconstructions=config.classifier_on_reconstructions,
-        shard=shard, jit=False)
-  else:
-    buffer_step = steps.make_buffer_step(config.arch, config.strategy,
-                                         config.replay_size, tx, shard=shard,
-                                         jit=False)
+  replay_step = replay_kinds.get(config.replay).make_step(config, tx, shard)
 
-  def iteration(state, _, features, labels, rows, num_rows, buffer, info):
+  def iteration(state, _, features, labels, rows, num_rows, info):
     key = jax.random.fold_in(jax.random.fold_in(state.key, state.step), 1)
     pick = rows[jax.random.randint(key, (config.batch_size,), 0, num_rows)]
     batch = steps.Batch(x=features[pick], y=labels[pick])
     if shard is not None:
       batch = shard(batch)
-    if config.replay == 'buffer':
-      return buffer_step(state, batch, buffer, info)
-    return plr_step(state, batch, info)
+    return replay_step(state, batch, info)
 
   has_convolutions = (config.inputs == 'images'
                       and bool(config.arch.conv_channels))
   if batched:
-    seed_axes = (0, None, None, None, 0, 0, 0, 0)
+    seed_axes = (0, None, None, None, 0, 0, 0)
     iteration = (loops.map_unrolled(iteration, seed_axes)
                  if loops.slow_convolutions(has_convolutions)
                  else jax.vmap(iteration, in_axes=seed_axes))
@@ -115,6 +95,7 @@ class ChunkRunner:
   iteration: Callable[..., Any]
 
   def __call__(self, state, features, labels, data: 'TaskData', length: int):
+    memory = jax.tree.map(lambda rows: jnp.take(features, rows, axis=0),
+                          data.memory_rows)
     return self.loop(state, features, labels, data.rows, data.num_rows,
-                     jnp.take(features, data.buffer_rows, axis=0), data.info,
-                     length=length)
+                     data.info.replace(memory=memory), length=length)

@@ -75,7 +75,8 @@ def make_classifier_step(
     jit: return the step jit-compiled, state donated.
 
   Returns:
-    The step. `replay=None` leaves replay out (a separate trace).
+    The step. `replay=None` leaves replay out (a separate trace): the loss
+    is then the current data's alone, unweighted (fine-tuning).
     `trainable` maps layer names to bool arrays that close gates, e.g. to
     freeze layers after the first task.
   """
@@ -132,6 +133,9 @@ def make_classifier_step(
 
   def loss_fn(params, batch: Batch, replay, info: TaskInfo):
     current_weight, replay_weight = losses.task_weights(info.task)
+    if replay is None:
+      # Nothing replayed: the plain current loss (no 1/t weighting).
+      current_weight = 1.0
     metrics = {}
     loss = 0.0
     if replay is not None and replay.logits.shape[0] != replay_size:

@@ -26,7 +26,8 @@ from plr_jax.train import steps
 from plr_jax.train.chunks import HOST_LOOP_CHUNK, ChunkRunner, make_chunk_runner  # pylint: disable=unused-import,line-too-long
 from plr_jax.train.class_order import CLASS_ORDER_RULES, check_class_order_rule, class_order, task_of_class  # pylint: disable=unused-import,line-too-long
 from plr_jax.train.continual_config import ContinualConfig
-from plr_jax.train.init import init_classifier, init_generator, init_image_generator, init_state  # pylint: disable=unused-import,line-too-long
+from plr_jax.models.init import init_classifier, init_generator, init_image_generator  # pylint: disable=unused-import,line-too-long
+from plr_jax.train.init import init_state  # pylint: disable=unused-import
 from plr_jax.train.tasks import TaskData, TaskSplit, stack_seeds, task_data, task_split  # pylint: disable=unused-import,line-too-long
 
 
@@ -178,11 +179,12 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
       state, first_task, first_done, arrays = restored
       progress = run_progress.RunProgress.unpack(arrays, len(seeds), first_task)
       hooks.call('on_resume', first_task, first_done)
+  loop = _TaskLoop(config=config, run_chunk=run_chunk, features=features,
+                   labels=labels, seeds=seeds, batched=batched,
+                   checkpoints=checkpoints, hooks=hooks, progress=progress)
   for t in range(first_task, config.num_tasks + 1):
     data = task_data(config, splits, seeds, t, batched)
-    done = first_done if t == first_task else 0
-    state = _train_task(config, run_chunk, state, features, labels, data, t,
-                        done, progress, seeds, batched, checkpoints, hooks)
+    state = loop.train(state, data, t, first_done if t == first_task else 0)
     progress.end_task(batched)
     for i, split in enumerate(splits):
       params = jax.tree.map((lambda x: x[i]) if batched else (lambda x: x),
@@ -233,34 +235,52 @@ def check_data(config: ContinualConfig, data: tuple[np.ndarray, np.ndarray],
                      f'for {arch.name}, got {y.min()} .. {y.max()}')
 
 
-def _train_task(config, run_chunk, state, features, labels, data, task, done,
-                progress, seeds, batched, checkpoints, hooks):
-  """Task `task`'s iterations from `done` on, chunk by chunk: metrics
-  checked and kept in `progress`, hooks called, checkpoints saved when due."""
-  every = checkpoints.every if checkpoints is not None else 0
-  while done < config.iters_per_task:
-    length = min(run_chunk.chunk_size, config.iters_per_task - done)
-    if every:
-      length = min(length, every - done % every)
-    state, metrics = run_chunk(state, features, labels, data, length)
-    metrics = sharding.to_host(metrics)
-    _check_finite(metrics, task, done, seeds, batched, checkpoints)
-    progress.chunks.append(metrics)
-    hooks.call('on_metrics', task, done, metrics)
-    done += length
-    hooks.call('on_chunk', task, done)
-    saved = False
-    if every and done < config.iters_per_task and checkpoints.due(done):
-      checkpoints.save(state, task, done, progress.pack())
-      saved = True
-    if (done < config.iters_per_task and hooks.should_stop is not None
-        and hooks.should_stop()):
-      # A chunk boundary is a resume point like any other: the rerun's
-      # chunks end where this run's would have.
-      if checkpoints is not None and not saved:
-        checkpoints.save(state, task, done, progress.pack())
-      raise interrupts.Interrupted(_where(task, done, seeds))
-  return state
+@dataclasses.dataclass(frozen=True)
+class _TaskLoop:
+  """What every task of a `run_seeds` call shares: its configuration, the
+  compiled chunk, the data on the device, the seeds, checkpoints, hooks and
+  the results so far."""
+  config: ContinualConfig
+  run_chunk: ChunkRunner
+  features: jax.Array
+  labels: jax.Array
+  seeds: list[int]
+  batched: bool
+  checkpoints: checkpoint_lib.RunCheckpointer | None
+  hooks: Hooks
+  progress: run_progress.RunProgress
+
+  def train(self, state, data: TaskData, task: int, done: int):
+    """Task `task`'s iterations from `done` on, chunk by chunk: metrics
+    checked and kept in `progress`, hooks called, checkpoints saved when
+    due."""
+    config, checkpoints, hooks = self.config, self.checkpoints, self.hooks
+    every = checkpoints.every if checkpoints is not None else 0
+    while done < config.iters_per_task:
+      length = min(self.run_chunk.chunk_size, config.iters_per_task - done)
+      if every:
+        length = min(length, every - done % every)
+      state, metrics = self.run_chunk(state, self.features, self.labels, data,
+                                      length)
+      metrics = sharding.to_host(metrics)
+      _check_finite(metrics, task, done, self.seeds, self.batched,
+                    checkpoints)
+      self.progress.chunks.append(metrics)
+      hooks.call('on_metrics', task, done, metrics)
+      done += length
+      hooks.call('on_chunk', task, done)
+      saved = False
+      if every and done < config.iters_per_task and checkpoints.due(done):
+        checkpoints.save(state, task, done, self.progress.pack())
+        saved = True
+      if (done < config.iters_per_task and hooks.should_stop is not None
+          and hooks.should_stop()):
+        # A chunk boundary is a resume point like any other: the rerun's
+        # chunks end where this run's would have.
+        if checkpoints is not None and not saved:
+          checkpoints.save(state, task, done, self.progress.pack())
+        raise interrupts.Interrupted(_where(task, done, self.seeds))
+    return state
 
 
 def _where(task, done, seeds) -> str:

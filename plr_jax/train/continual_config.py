@@ -4,6 +4,7 @@ import dataclasses
 
 from plr_jax.models import arch as arch_lib
 from plr_jax.train import class_order as class_order_lib
+from plr_jax.train import replay_kinds
 from plr_jax.train import steps
 from plr_jax.train import strategy as strategy_lib
 
@@ -19,6 +20,8 @@ class ContinualConfig:
   replay_size: int = 256
   learning_rate: float = 1e-4
   chunk_size: int = 500
+  # The replay kind, a module of `train.replay_kinds`: generative, buffer,
+  # images or none.
   replay: str = 'generative'
   buffer_size: int = 512
   inputs: str = 'features'
@@ -50,15 +53,9 @@ class ContinualConfig:
     if self.inputs not in ('features', 'images'):
       raise ValueError(f'inputs must be "features" or "images", got '
                        f'{self.inputs!r}')
-    if self.replay not in ('generative', 'buffer', 'images'):
-      raise ValueError(f'replay must be "generative", "buffer" or "images", '
-                       f'got {self.replay!r}')
+    replay_kinds.get(self.replay).validate(self)
     steps.generator_recon_levels(self.strategy, self.recon_levels)
     steps.check_replay_targets(self.replay_targets)
-    if self.inputs == 'images' and self.replay == 'buffer':
-      raise ValueError('training on images needs generative replay')
-    if self.replay == 'images' and self.inputs != 'images':
-      raise ValueError('replaying images needs inputs="images"')
     if self.arch.num_classes % self.num_tasks:
       raise ValueError(f'{self.arch.num_classes} classes do not split into '
                        f'{self.num_tasks} equal tasks')

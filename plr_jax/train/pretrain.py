@@ -21,14 +21,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from plr_jax.data import datasets as data_lib
 from plr_jax.io import checkpoint as checkpoint_lib
 from plr_jax.io import interrupts
-from plr_jax.models import classifier as classifier_lib
 from plr_jax.models import arch as arch_lib
-from plr_jax.models import layers
-from plr_jax.train import continual
-from plr_jax.data import datasets as data_lib
+from plr_jax.models import classifier as classifier_lib
 from plr_jax.models import inference
+from plr_jax.models import init as model_init
+from plr_jax.models import layers
 from plr_jax.train import loops
 from plr_jax.train import optim
 
@@ -181,7 +181,7 @@ def pretrain(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
                      f'than one batch of {config.batch_size}')
   tx, epoch = _make_epoch(arch, config, steps_per_epoch)
   key = jax.random.key(seed)
-  variables = continual.init_classifier(arch, jax.random.fold_in(key, 0))
+  variables = model_init.init_classifier(arch, jax.random.fold_in(key, 0))
   carry = (variables['params'], variables.get('batch_stats', {}),
            tx.init(variables['params']))
   mean, std = dataset.channel_stats()

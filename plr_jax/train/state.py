@@ -2,10 +2,11 @@
 
 `TrainState` (one network's parameters and optimizer state), `PLRState` (a
 whole run's networks, the previous task's copies, the PRNG key and the step
-counter), `Batch` (current data), and `TaskInfo`: the task number and class
-masks as arrays, and the task's `Phase` as static structure, so a step
-compiles once per phase (task 1 without replay; replaying; replaying with
-frozen layers) and computes only what that phase needs.
+counter), `Batch` (current data), and `TaskInfo`: the task number, class
+masks and the replay kind's memory as arrays, and the task's `Phase` as
+static structure, so a step compiles once per phase (task 1 without replay;
+replaying; replaying with frozen layers) and computes only what that phase
+needs.
 """
 
 from typing import Any, Callable, NamedTuple
@@ -61,11 +62,15 @@ class TaskInfo:
     phase: the task's `Phase`, static (part of the tree's structure, so jit
       compiles once per phase): a step computes only what the phase needs,
       with no conditional on `task`.
+    memory: what the run's replay kind kept of the earlier tasks' data, as
+      its step reads it (buffer replay: the stored level-0 features
+      [M, D_0]); None for kinds that keep nothing.
   """
   task: jax.Array
   active: jax.Array
   replayed: jax.Array
   phase: Phase = flax.struct.field(pytree_node=False)
+  memory: Any = None
 
 
 @flax.struct.dataclass

@@ -10,8 +10,10 @@ no replay, frozen layers get no gradient. A step runs inside `lax.scan` over
 iterations and under `vmap` over seeds.
 
 The iterations of the paper's protocols, composed from the two networks'
-steps: `make_plr_step` (generative PLR), `make_gr_step` (generative replay
-of images, Figure 5) and `make_buffer_step` (stored features, Table 1). The
+steps, each `step(state, batch, info)`: `make_plr_step` (generative PLR),
+`make_gr_step` (generative replay of images, Figure 5) and
+`make_buffer_step` (stored features in `info.memory`, Table 1). Which one a
+run takes is its replay kind's choice (`train.replay_kinds`). The
 pieces live in `train.state` (states, `TaskInfo`, `end_task`),
 `train.classifier_step` and `train.generator_step`; their names are
 re-exported here, so `steps.X` is the one place to import from.
@@ -237,26 +239,28 @@ def make_buffer_step(
     arch: arch_lib.ArchConfig, strategy: strategy_lib.Strategy,
     replay_size: int, classifier_tx: optax.GradientTransformation, *,
     shard: Callable[[Any], Any] | None = None, jit: bool = True,
-) -> Callable[[PLRState, Batch, jax.Array, TaskInfo],
-              tuple[PLRState, Metrics]]:
-  """One buffer-replay iteration (Table 1): `step(state, batch, buffer, info)`.
+) -> Callable[[PLRState, Batch, TaskInfo], tuple[PLRState, Metrics]]:
+  """One buffer-replay iteration (Table 1): `step(state, batch, info)`.
 
-  `buffer` holds stored level-0 features [M, D_0]; each iteration draws
-  `replay_size` of them, the previous classifier recomputes their features
-  at every level and their soft targets, and the slices enter the classifier
-  at their levels. No generator: `state.generator` is None.
+  `info.memory` holds the stored level-0 features [M, D_0]; each iteration
+  draws `replay_size` of them, the previous classifier recomputes their
+  features at every level and their soft targets, and the slices enter the
+  classifier at their levels. No generator: `state.generator` is None.
   """
   shard = shard or (lambda tree: tree)
   classifier_step = make_classifier_step(arch, classifier_tx, strategy,
                                          replay_size,
                                          jit=False)
 
-  def step(state: PLRState, batch: Batch, buffer: jax.Array, info: TaskInfo):
+  def step(state: PLRState, batch: Batch, info: TaskInfo):
+    if info.phase.replaying and info.memory is None:
+      raise ValueError('buffer replay needs the stored features as '
+                       'info.memory')
     key = jax.random.fold_in(state.key, state.step)
     replay = when_replaying(
         info,
-        lambda: replay_lib.from_buffer(arch, state.prev_classifier, buffer,
-                                       key, replay_size),
+        lambda: replay_lib.from_buffer(arch, state.prev_classifier,
+                                       info.memory, key, replay_size),
         lambda: replay_lib.empty(arch, replay_size, batch.x.dtype))
     classifier, metrics = classifier_step(state.classifier, batch,
                                           shard(replay), info)

@@ -1,5 +1,5 @@
 """A seed's task split and the per-task data a chunk of iterations reads:
-rows of the task, the replay buffer, the task's static `TaskInfo`."""
+rows of the task, the rows the replay kind keeps, the task's `TaskInfo`."""
 
 import dataclasses
 from typing import Sequence
@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from plr_jax.train import replay_kinds
 from plr_jax.train import steps
 from plr_jax.train.class_order import class_order
 from plr_jax.train.class_order import task_of_class
@@ -49,13 +50,14 @@ class TaskData:
     rows: the task's training rows, int32 [R], padded to the largest task of
       the run (so every task shares one compilation).
     num_rows: how many of `rows` are real, int32 scalar.
-    buffer_rows: the training rows stored for buffer replay, int32 [M]
-      (zeros in task 1; [1] for generative replay, unused).
+    memory_rows: the training rows the replay kind keeps from earlier tasks
+      (`ReplayKind.memory_rows`), int32 [M]; None for kinds that keep none.
+      The chunk runner hands their inputs to the step as `info.memory`.
     info: the task's `steps.TaskInfo`.
   """
   rows: jax.Array
   num_rows: jax.Array
-  buffer_rows: jax.Array
+  memory_rows: jax.Array | None
   info: steps.TaskInfo
 
 
@@ -64,10 +66,10 @@ def task_data(config: ContinualConfig, splits: Sequence[TaskSplit],
               batched: bool = True) -> TaskData:
   """`TaskData` of 1-based `task` for the seeds' splits (stacked on a seed
   axis if `batched`, else the one seed's)."""
+  kind = replay_kinds.get(config.replay)
   max_rows = max(int(np.bincount(s.train_tasks,
                                  minlength=config.num_tasks).max())
                  for s in splits)
-  num_buffer = config.buffer_size if config.replay == 'buffer' else 1
   per_seed = []
   for seed, split in zip(seeds, splits):
     task_rows = np.flatnonzero(split.train_tasks == task - 1)
@@ -75,15 +77,14 @@ def task_data(config: ContinualConfig, splits: Sequence[TaskSplit],
       raise ValueError(f'task {task} has no training data')
     rows = np.zeros(max_rows, np.int32)
     rows[:len(task_rows)] = task_rows
-    buffer_rows = jnp.zeros((num_buffer,), jnp.int32)
-    if config.replay == 'buffer' and task > 1:
-      buffer_rows = _fill_buffer(
-          jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), 0xB0F),
-                             task - 1),
-          np.flatnonzero(split.train_tasks < task - 1), config.buffer_size)
+    memory_rows = kind.memory_rows(
+        config,
+        jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), 0xB0F),
+                           task - 1),
+        np.flatnonzero(split.train_tasks < task - 1), task)
     per_seed.append(TaskData(
         rows=jnp.asarray(rows), num_rows=jnp.asarray(len(task_rows), jnp.int32),
-        buffer_rows=buffer_rows,
+        memory_rows=None if memory_rows is None else jnp.asarray(memory_rows),
         info=steps.task_info(task, split.order, config.num_tasks,
                              frozen_after=config.extractor_trainable_until)))
   return stack_seeds(per_seed, batched)
@@ -95,11 +96,3 @@ def stack_seeds(trees, batched: bool = True):
   if not batched:
     return trees[0]
   return jax.tree.map(lambda *x: jnp.stack(x), *trees)
-
-
-def _fill_buffer(key: jax.Array, seen_rows: np.ndarray,
-                 size: int) -> jax.Array:
-  """`size` training rows from the tasks seen, without replacement if enough."""
-  pick = jax.random.choice(key, len(seen_rows), (size,),
-                           replace=len(seen_rows) < size)
-  return jnp.asarray(seen_rows[np.asarray(pick)], jnp.int32)
