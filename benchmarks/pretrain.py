@@ -40,7 +40,7 @@ import numpy as np
 from plr_jax.io import machine
 from plr_jax.models import arch as arch_lib
 from plr_jax.models import classifier as classifier_lib
-from plr_jax.train import continual
+from plr_jax.models import init as model_init
 from plr_jax.train import pretrain as pretrain_lib
 
 flags.DEFINE_list('archs', ['arch1', 'arch2'], 'Architectures.')
@@ -76,6 +76,45 @@ def matmul_gflops(repeats: int) -> float:
   return 2 * 512 * 2000 * 2000 / (ms * 1e-3) / 1e9
 
 
+def _parts_ms(parts, carry, step, batch_args, repeats: int) -> dict:
+  """Median milliseconds of a step's parts: gathering the batch, the
+  extractor forward (and backward), the dense layers forward and backward,
+  the optimizer, and the whole step."""
+  params, stats, opt_state = carry
+  model = parts.model
+  x, y = jax.jit(parts.batch)(*batch_args)
+  features = model.apply({'params': params, 'batch_stats': stats}, x,
+                         method=classifier_lib.Classifier.extract)
+
+  def extract(p, s, x):
+    return model.apply({'params': p, 'batch_stats': s}, x, True,
+                       mutable=['batch_stats'],
+                       method=classifier_lib.Classifier.extract)[0]
+
+  def dense(p, f, y):
+    logits = model.apply({'params': p}, f, 0,
+                         method=classifier_lib.Classifier.classify_from)
+    return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits),
+                                         y[:, None], 1))
+
+  def update(grads, opt_state, params):
+    return parts.tx.update(grads, opt_state, params)
+
+  timed = {
+      'batch': (jax.jit(parts.batch), batch_args),
+      'extractor_forward': (jax.jit(extract), (params, stats, x)),
+      'extractor_forward_backward': (
+          jax.jit(jax.grad(lambda p, s, x: jnp.sum(extract(p, s, x)))),
+          (params, stats, x)),
+      'dense_forward_backward': (jax.jit(jax.grad(dense)),
+                                 (params, features, y)),
+      'optimizer': (jax.jit(update), (params, opt_state, params)),
+      'step': (step, (carry, *batch_args)),
+  }
+  return {name: _median_ms(fn, *args, repeats=repeats)
+          for name, (fn, args) in timed.items()}
+
+
 def measure(arch_name: str, precision: str, conv_backward: str,
             images: int, repeats: int, epoch: bool) -> dict:
   arch = arch_lib.with_classes(arch_lib.get_arch(arch_name), 10)
@@ -89,7 +128,7 @@ def measure(arch_name: str, precision: str, conv_backward: str,
   std = jnp.full(arch.image_shape[-1:], 0.25, jnp.float32)
   key = jax.random.key(0)
   perm = jax.random.permutation(key, images)
-  variables = continual.init_classifier(arch, jax.random.key(1))
+  variables = model_init.init_classifier(arch, jax.random.key(1))
   params, stats = variables['params'], variables['batch_stats']
   carry = (params, stats, parts.tx.init(params))
   steps = images // config.batch_size
@@ -100,40 +139,8 @@ def measure(arch_name: str, precision: str, conv_backward: str,
                        key).compile().cost_analysis()
     flops = float((flops[0] if isinstance(flops, list) else flops)['flops'])
     gflops = matmul_gflops(repeats)
-    x, y = jax.jit(parts.batch)(i, perm, data, labels, mean, std, key)
-    features = parts.model.apply(variables, x,
-                                 method=classifier_lib.Classifier.extract)
-    model = parts.model
-
-    def extract(p, s, x):
-      return model.apply({'params': p, 'batch_stats': s}, x, True,
-                         mutable=['batch_stats'],
-                         method=classifier_lib.Classifier.extract)[0]
-
-    def dense(p, f, y):
-      logits = model.apply({'params': p}, f, 0,
-                           method=classifier_lib.Classifier.classify_from)
-      return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits),
-                                           y[:, None], 1))
-
-    def update(grads, opt_state, params):
-      return parts.tx.update(grads, opt_state, params)
-
-    timed = {
-        'batch': (jax.jit(parts.batch), (i, perm, data, labels, mean, std,
-                                         key)),
-        'extractor_forward': (jax.jit(extract), (params, stats, x)),
-        'extractor_forward_backward': (
-            jax.jit(jax.grad(lambda p, s, x: jnp.sum(extract(p, s, x)))),
-            (params, stats, x)),
-        'dense_forward_backward': (jax.jit(jax.grad(dense)),
-                                   (params, features, y)),
-        'optimizer': (jax.jit(update), (params, carry[2], params)),
-        'step': (step, (carry, i, perm, data, labels, mean, std, key)),
-    }
-    parts_ms = {name: _median_ms(fn, *args, repeats=repeats)
-                for name, (fn, args) in timed.items()}
-    del timed
+    parts_ms = _parts_ms(parts, carry, step,
+                         (i, perm, data, labels, mean, std, key), repeats)
     record = {
         'arch': arch_name, 'precision': precision,
         'conv_backward': conv_backward, 'images': images,

@@ -133,7 +133,7 @@ def profile(arch: arch_lib.ArchConfig, strategy_text: str, num_seeds: int,
             scan_unroll: int = 1,
             part: str = 'iteration') -> dict:
   """Traces one steady task-2 chunk of `part` (one of `PARTS`); the summary
-  with its wall time."""
+  with its wall time. Nine parameters: one per flag of the binary."""
   setup = bench.task2_chunk(arch, strategy_text, num_seeds, iters, rows,
                             scan_unroll)
   if part == 'iteration':

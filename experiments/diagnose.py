@@ -50,7 +50,8 @@ class _Done(Exception):
   """Raised from the task-end callback to stop after --max_tasks."""
 
 
-def main():
+def _config():
+  """The run the flags describe (a generative PLR setup of Figure 5)."""
   if FLAGS.setup not in ('ir_frozen', 'ir_naive'):
     raise common.FlagError('--setup must be ir_frozen or ir_naive (the '
                            'generative PLR setups)')
@@ -64,10 +65,13 @@ def main():
   config = common.config_lib.override(config, FLAGS.set)
   if FLAGS.max_tasks < 1:
     raise common.FlagError('--max_tasks must be at least 1')
-  cont = config.continual
-  arch = cont.arch
+  return config
+
+
+def _images(cont):
+  """Fashion-MNIST's training and test images as the run takes them: raw
+  pixels in [0, 1] unless the config standardises them."""
   dataset = data_lib.load('fashion_mnist', FLAGS.data_dir)
-  # Raw pixels in [0, 1] unless the config standardises them.
   mean, std = dataset.channel_stats()
   if not cont.standardise_images:
     mean, std = np.zeros_like(mean), np.ones_like(std)
@@ -75,6 +79,31 @@ def main():
            dataset.train_labels)
   test = (data_lib.normalise(dataset.test_images, mean, std),
           dataset.test_labels)
+  return train, test
+
+
+def _statistics(arch, state, test, seen, task):
+  """`levels.level_statistics` of the networks after `task`, on the test
+  images of the classes `seen`."""
+  rows = np.isin(test[1], seen)
+  images, labels = test[0][rows], test[1][rows]
+  params = jax.device_get(state.classifier.params)
+  features = classifier_lib.Classifier(arch).apply(
+      {'params': params}, jnp.asarray(images),
+      method=classifier_lib.Classifier.extract)
+  mask = np.zeros(arch.num_classes, bool)
+  mask[seen] = True
+  return levels_lib.level_statistics(
+      arch, params, jax.device_get(state.generator.params), features,
+      jnp.asarray(labels), jnp.asarray(mask),
+      jax.random.fold_in(jax.random.key(FLAGS.seed), task), FLAGS.samples)
+
+
+def main():
+  config = _config()
+  cont = config.continual
+  arch = cont.arch
+  train, test = _images(cont)
   order = continual.class_order(FLAGS.seed, arch.num_classes,
                                 cont.class_order_rule, cont.dataset)
   per_task = arch.num_classes // cont.num_tasks
@@ -92,18 +121,7 @@ def main():
 
   def on_task_end(task, state):
     seen = order[:task * per_task]
-    rows = np.isin(test[1], seen)
-    images, labels = test[0][rows], test[1][rows]
-    params = jax.device_get(state.classifier.params)
-    features = classifier_lib.Classifier(arch).apply(
-        {'params': params}, jnp.asarray(images),
-        method=classifier_lib.Classifier.extract)
-    mask = np.zeros(arch.num_classes, bool)
-    mask[seen] = True
-    stats = levels_lib.level_statistics(
-        arch, params, jax.device_get(state.generator.params), features,
-        jnp.asarray(labels), jnp.asarray(mask),
-        jax.random.fold_in(jax.random.key(FLAGS.seed), task), FLAGS.samples)
+    stats = _statistics(arch, state, test, seen, task)
     stats['task'] = task
     stats['losses'] = dict(last_losses)
     reports.append(stats)

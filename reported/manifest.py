@@ -36,11 +36,26 @@ BEFORE = {
         _FM + '--setup=ir_naive --preset=authors --seeds=0'),
 }
 _EPYC_BF16 = 'cpu (AMD EPYC, 2 cores, avx512_bf16), jax 0.10.2'
-BEFORE['table1_arch1_ir_100ep'] = (
-    '2026-12-06', _EPYC_BF16, '8b7ab8c',
-    'python -m experiments.reproduce table1 --workdir=RUNS/table1 '
-    '--data_dir=DATA --rows=table1_arch1_ir --seeds=0,1,2 (the extractor: '
-    'extractors/arch1_cifar10_100ep)')
+_TABLE1 = ('python -m experiments.reproduce table1 --workdir=RUNS/{work} '
+           '--data_dir=DATA --rows={row} --seeds=0,1,2{extra}')
+
+
+def _table1_row(row: str, ours: bool = True) -> None:
+  """A Table 1 row's record: on our committed extractor (`<row>_100ep`) or
+  on the authors' imported one (`<row>_bir`); code 8b7ab8c."""
+  if ours:
+    BEFORE[f'{row}_100ep'] = ('2026-12-06', _EPYC_BF16, '8b7ab8c', _TABLE1.format(
+        work='table1', row=row, extra=' (the extractors: '
+        'extractors/arch1_cifar10_100ep, arch2_cifar10_100ep)'))
+  else:
+    BEFORE[f'{row}_bir'] = ('2026-12-06', _EPYC_BF16, '8b7ab8c', _TABLE1.format(
+        work='table1_bir', row=row, extra=' --extractor_dirs=BIR/arch1,'
+        'BIR/arch2 (the authors\' C3-5x16-bn-cifar10_pretrained, imported '
+        'by experiments.import_extractor --arch=arch1 / arch2)'))
+
+
+_table1_row('table1_arch1_ir')
+_table1_row('table1_arch1_ir', ours=False)
 for _strategy in ('ir', '0.2,0.3,0.5', '0.5,0.3,0.2'):
   for _levels in ('all', 'only_last_layer'):
     _name = f'fig5_plr_{_strategy.replace(",", "_")}_{_levels}'

@@ -66,6 +66,8 @@ def config(setup: str = 'ir_frozen', strategy='ir', seeds=(0, 1, 2),
            ) -> config_lib.RunConfig:
   """One run of `setup`.
 
+  Ten parameters: each a flag of `fashion_mnist` with the same name.
+
   Args:
     setup: one of `SETUPS`.
     strategy: "ir", "0.2,0.3,0.5" or a tuple (ir_frozen only).

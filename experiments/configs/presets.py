@@ -116,7 +116,9 @@ def strategy_of(strategy, network: arch_lib.ArchConfig) -> tuple:
 def cifar_config(protocol: str, dataset: str, arch: str, archs, strategy,
                  seeds, preset: str, num_classes: int, num_tasks: int,
                  **continual_options) -> config_lib.RunConfig:
-  """A run on a frozen pretrained extractor's features (Tables 1 and 2):
+  """A run on a frozen pretrained extractor's features (Tables 1 and 2;
+  ten parameters: what the two tables differ in, then the row's choices and
+  `ContinualConfig` options passed through):
   `arch` (one of `archs`) with a `num_classes`-way head, `strategy` ("ir",
   "0.3,0.7" or a tuple), the preset's sizes and lengths."""
   if arch not in archs:

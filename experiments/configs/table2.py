@@ -28,6 +28,8 @@ def config(arch: str = 'arch1', strategy='ir', seeds=(0, 1, 2),
            ) -> config_lib.RunConfig:
   """One row: `strategy` ("ir", "0.3,0.7" or a tuple) on `arch`.
 
+  Nine parameters: each a flag of `split_cifar100` with the same name.
+
   The reference's PLR scripts: distillation (`--distill`), every level
   reconstructed (`--latent`), 10 x 5000 iterations of 256 + 256.
   `replay="none"` trains on each task alone (the lower bound; no generator,

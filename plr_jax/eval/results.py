@@ -36,6 +36,9 @@ def summarise(experiment: str, config: dict, arch, strategy, seeds,
               name: str | None = None, replays: bool = True) -> dict:
   """The `results.json` record of one run over several seeds.
 
+  Ten parameters: the record's parts, each from another stage of the run
+  (`run._write_record` gathers them); the last three are optional.
+
   Args:
     experiment: binary name, e.g. `split_cifar100`.
     config: the flags and derived settings that define the run.

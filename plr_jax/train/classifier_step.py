@@ -8,6 +8,7 @@ A replay slice at level n enters the classifier after fc_n
 keeps its parameters and Adam moments.
 """
 
+import dataclasses
 from typing import Callable, Mapping
 
 import jax
@@ -48,6 +49,105 @@ def classifier_gates(arch: arch_lib.ArchConfig, slices: tuple[int, ...],
   return gates
 
 
+@dataclasses.dataclass(frozen=True)
+class _ClassifierLoss:
+  """The classifier's loss in a step built by `make_classifier_step`:
+  `loss(params, batch, replay, info) -> (loss, metrics)`, the current rows
+  and the replay slices at their levels in one pass. Fields: as
+  `make_classifier_step`'s arguments; `slices` the replay rows per level."""
+  arch: arch_lib.ArchConfig
+  slices: tuple[int, ...]
+  replay_size: int
+  inputs: str
+  with_current: bool
+  replay_images: bool
+  replay_targets: str
+
+  @property
+  def model(self):
+    return Classifier(self.arch)
+
+  def current_inputs(self, params, batch: Batch):
+    """What the current batch feeds the stack: images or level-0 rows."""
+    if self.inputs == 'images' and not self.replay_images:
+      return self.model.apply({'params': params}, batch.x,
+                              method=Classifier.extract)
+    return batch.x
+
+  def replay_inputs(self, replay: replay_lib.ReplayBatch):
+    """The replay batch's slices, one entry per level (None: no rows)."""
+    if self.replay_images:
+      return (jax.lax.stop_gradient(replay.levels[0]),)
+    entries, offset = [], 0
+    for level, size in enumerate(self.slices):
+      rows = replay.levels[level][offset:offset + size]
+      entries.append(jax.lax.stop_gradient(rows) if size else None)
+      offset += size
+    return tuple(entries)
+
+  def logits_of(self, params, current, replayed):
+    """One pass over the current rows (or None) and the replayed entries
+    (or None); images: one batch through the whole classifier."""
+    if self.replay_images:
+      rows = [r for r in (current, replayed and replayed[0]) if r is not None]
+      return self.model.apply({'params': params}, jnp.concatenate(rows))
+    return self.model.apply({'params': params}, current,
+                            replayed or (None,) * len(self.slices),
+                            method=Classifier.classify_injected)
+
+  def replay_objective(self, logits, replay: replay_lib.ReplayBatch,
+                       info: TaskInfo):
+    if self.replay_targets == 'hard':
+      labels = losses.hard_targets(replay.logits, info.replayed)
+      return jnp.mean(losses.cross_entropy(logits, labels, info.active))
+    return jnp.mean(losses.distillation(logits, replay.logits, info.replayed,
+                                        info.active))
+
+  def replay_loss(self, params, replay: replay_lib.ReplayBatch,
+                  info: TaskInfo):
+    return self.replay_objective(
+        self.logits_of(params, None, self.replay_inputs(replay)), replay, info)
+
+  def __call__(self, params, batch: Batch, replay, info: TaskInfo):
+    current_weight, replay_weight = losses.task_weights(info.task)
+    if replay is None:
+      # Nothing replayed: the plain current loss (no 1/t weighting).
+      current_weight = 1.0
+    metrics = {}
+    loss = 0.0
+    if replay is not None and replay.logits.shape[0] != self.replay_size:
+      raise ValueError(f'replay batch has {replay.logits.shape[0]} rows, '
+                       f'the step was built for {self.replay_size}')
+    # When the phase replays, current rows and replay slices share one pass
+    # through the stack (each layer one matmul over every row that reaches
+    # it).
+    one_pass = replays_in_one_pass(info, replay)
+    if self.with_current:
+      current_rows = self.current_inputs(params, batch)
+      if one_pass:
+        logits = self.logits_of(params, current_rows,
+                                self.replay_inputs(replay))
+        logits, replay_logits = jnp.split(logits, [batch.x.shape[0]])
+      else:
+        logits = self.logits_of(params, current_rows, None)
+      current = jnp.mean(losses.cross_entropy(logits, batch.y, info.active))
+      metrics['current_loss'] = current
+      loss += current_weight * current
+    elif one_pass:
+      replay_logits = self.logits_of(params, None, self.replay_inputs(replay))
+    if replay is not None:
+      if one_pass:
+        replayed = self.replay_objective(replay_logits, replay, info)
+      else:
+        replayed = when_replaying(info, self.replay_loss,
+                                  lambda *_: jnp.zeros(()), params,
+                                  replay, info)
+      metrics['replay_loss'] = replayed
+      loss += replay_weight * replayed
+    metrics['loss'] = loss
+    return loss, metrics
+
+
 def make_classifier_step(
     arch: arch_lib.ArchConfig, tx: optax.GradientTransformation,
     strategy: strategy_lib.Strategy, replay_size: int, *,
@@ -55,6 +155,9 @@ def make_classifier_step(
     replay_images: bool = False, replay_targets: str = 'soft', jit: bool = True,
 ) -> Callable[..., tuple[TrainState, Metrics]]:
   """Builds `step(state, batch, replay, info, trainable=None)`.
+
+  Nine parameters: what fixes the step's shapes, then keyword-only switches,
+  each with the reference's behaviour as its default.
 
   Args:
     arch: the architecture.
@@ -85,89 +188,12 @@ def make_classifier_step(
   check_replay_targets(replay_targets)
   strategy = strategy_lib.check_strategy(strategy, arch)
   slices = strategy_lib.split_batch(strategy, replay_size)
-  model = Classifier(arch)
-
   if replay_images and slices[0] != replay_size:
     raise ValueError('replay of images enters at the input: use IR')
-
-  def current_inputs(params, batch: Batch):
-    """What the current batch feeds the stack: images or level-0 rows."""
-    if inputs == 'images' and not replay_images:
-      return model.apply({'params': params}, batch.x,
-                         method=Classifier.extract)
-    return batch.x
-
-  def replay_inputs(replay: replay_lib.ReplayBatch):
-    """The replay batch's slices, one entry per level (None: no rows)."""
-    if replay_images:
-      return (jax.lax.stop_gradient(replay.levels[0]),)
-    entries, offset = [], 0
-    for level, size in enumerate(slices):
-      rows = replay.levels[level][offset:offset + size]
-      entries.append(jax.lax.stop_gradient(rows) if size else None)
-      offset += size
-    return tuple(entries)
-
-  def logits_of(params, current, replayed):
-    """One pass over the current rows (or None) and the replayed entries
-    (or None); images: one batch through the whole classifier."""
-    if replay_images:
-      rows = [r for r in (current, replayed and replayed[0]) if r is not None]
-      return model.apply({'params': params}, jnp.concatenate(rows))
-    return model.apply({'params': params}, current,
-                       replayed or (None,) * len(slices),
-                       method=Classifier.classify_injected)
-
-  def replay_objective(logits, replay: replay_lib.ReplayBatch,
-                       info: TaskInfo):
-    if replay_targets == 'hard':
-      labels = losses.hard_targets(replay.logits, info.replayed)
-      return jnp.mean(losses.cross_entropy(logits, labels, info.active))
-    return jnp.mean(losses.distillation(logits, replay.logits, info.replayed,
-                                        info.active))
-
-  def replay_loss(params, replay: replay_lib.ReplayBatch,
-                  info: TaskInfo):
-    return replay_objective(
-        logits_of(params, None, replay_inputs(replay)), replay, info)
-
-  def loss_fn(params, batch: Batch, replay, info: TaskInfo):
-    current_weight, replay_weight = losses.task_weights(info.task)
-    if replay is None:
-      # Nothing replayed: the plain current loss (no 1/t weighting).
-      current_weight = 1.0
-    metrics = {}
-    loss = 0.0
-    if replay is not None and replay.logits.shape[0] != replay_size:
-      raise ValueError(f'replay batch has {replay.logits.shape[0]} rows, '
-                       f'the step was built for {replay_size}')
-    # When the phase replays, current rows and replay slices share one pass
-    # through the stack (each layer one matmul over every row that reaches
-    # it).
-    one_pass = replays_in_one_pass(info, replay)
-    if with_current:
-      current_rows = current_inputs(params, batch)
-      if one_pass:
-        logits = logits_of(params, current_rows, replay_inputs(replay))
-        logits, replay_logits = jnp.split(logits, [batch.x.shape[0]])
-      else:
-        logits = logits_of(params, current_rows, None)
-      current = jnp.mean(losses.cross_entropy(logits, batch.y, info.active))
-      metrics['current_loss'] = current
-      loss += current_weight * current
-    elif one_pass:
-      replay_logits = logits_of(params, None, replay_inputs(replay))
-    if replay is not None:
-      if one_pass:
-        replayed = replay_objective(replay_logits, replay, info)
-      else:
-        replayed = when_replaying(info, replay_loss,
-                                  lambda *_: jnp.zeros(()), params,
-                                  replay, info)
-      metrics['replay_loss'] = replayed
-      loss += replay_weight * replayed
-    metrics['loss'] = loss
-    return loss, metrics
+  loss_fn = _ClassifierLoss(
+      arch=arch, slices=tuple(slices), replay_size=replay_size, inputs=inputs,
+      with_current=with_current, replay_images=replay_images,
+      replay_targets=replay_targets)
 
   def step(state: TrainState, batch: Batch | None,
            replay: replay_lib.ReplayBatch | None, info: TaskInfo,
@@ -183,4 +209,3 @@ def make_classifier_step(
     return TrainState(params=params, opt_state=opt_state), metrics
 
   return jax.jit(step, donate_argnums=0) if jit else step
-

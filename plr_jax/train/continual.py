@@ -128,6 +128,9 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
               ) -> list[Result]:
   """Runs independent seeds as one `vmap`ped program (or one after another).
 
+  Nine parameters: the run, its data and seeds, then keyword-only options
+  that default to a plain run on one device without checkpoints.
+
   Each seed has its own class order, initialisation, batches and replay; the
   training data is shared. A seed's result equals that of `run` with that
   seed alone, to float tolerance.

@@ -8,7 +8,8 @@ previous classifier's predictions weight. Which levels enter the loss is
 the `recon_levels` mode (`generator_recon_levels`).
 """
 
-from typing import Callable, Mapping
+import dataclasses
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -27,6 +28,109 @@ from plr_jax.train.state import replays_in_one_pass, when_replaying
 Generator = generator_lib.Generator
 
 
+@dataclasses.dataclass(frozen=True)
+class _GeneratorLoss:
+  """The generator's loss in a step built by `make_generator_step`:
+  `loss(params, levels, labels, replay, info, key) -> (loss, metrics)`.
+  Fields: as `make_generator_step`'s arguments (`model` given)."""
+  model: Any
+  with_current: bool
+  current_levels: tuple[int, ...] | None
+  replay_levels: tuple[int, ...] | None
+  recon_loss: Callable[..., jax.Array]
+  replay_targets: str
+
+  @property
+  def normaliser(self) -> float:
+    return float(self.model.arch.input_size)
+
+  def noise(self, key, x):
+    return generator_lib.latent_noise(self.model.arch, key, x)
+
+  def forward(self, params, x, eps):
+    """`(mean, logvar, z, outputs)` of rows `x` with the noise `eps`."""
+    return self.model.apply({'params': params}, x, eps,
+                            method=type(self.model).reconstruct)
+
+  def vae(self, params, x, key):
+    return self.forward(params, x, self.noise(key, x))
+
+  def vae_joint(self, params, x, key, replay_x, replay_key):
+    """`vae` of two batches in one pass, each with its own noise."""
+    out = self.forward(params, jnp.concatenate([x, replay_x]),
+                       jnp.concatenate([self.noise(key, x),
+                                        self.noise(replay_key, replay_x)]))
+    rows = x.shape[0]
+    return (jax.tree.map(lambda a: a[:rows], out),
+            jax.tree.map(lambda a: a[rows:], out))
+
+  def recon_of(self, outs, targets, chosen):
+    return jnp.mean(self.recon_loss(_pick(outs, chosen),
+                                    _pick(targets, chosen)))
+
+  def replay_log_weights(self, replay: replay_lib.ReplayBatch, info):
+    """Log mixture weights of the prior modes for each replayed sample."""
+    if self.replay_targets == 'hard':
+      hard = losses.hard_targets(replay.logits, info.replayed)
+      one_hot = jax.nn.one_hot(hard, replay.logits.shape[-1], dtype=bool)
+      return jnp.where(one_hot, 0.0, 0.5 * jnp.finfo(replay.logits.dtype).min)
+    return losses.masked_log_softmax(
+        replay.logits / losses.DISTILLATION_TEMPERATURE, info.replayed)
+
+  def replay_terms(self, params, vae_out, replay: replay_lib.ReplayBatch,
+                   info):
+    mean, logvar, z, outs = vae_out
+    latent = jnp.mean(losses.mixture_latent(
+        z, mean, logvar, params['prior_mean'], params['prior_logvar'],
+        self.replay_log_weights(replay, info))) / self.normaliser
+    return {'replay_recon': self.recon_of(outs, replay.levels,
+                                          self.replay_levels),
+            'replay_latent': latent}
+
+  def __call__(self, params, levels, labels, replay, info: TaskInfo, key):
+    current_key, replay_key = jax.random.split(key)
+    current_weight, replay_weight = losses.task_weights(info.task)
+    metrics = {}
+    loss = 0.0
+    # When the phase replays, current and replayed rows share one
+    # pass through the VAE (each with the noise it would get alone).
+    one_pass = self.with_current and replays_in_one_pass(info, replay)
+    if one_pass:
+      current_out, replay_out = self.vae_joint(params, levels[0], current_key,
+                                               replay.levels[0], replay_key)
+    elif self.with_current:
+      current_out = self.vae(params, levels[0], current_key)
+    if self.with_current:
+      mean, logvar, z, outs = current_out
+      recon = self.recon_of(outs, levels, self.current_levels)
+      latent = jnp.mean(losses.latent(
+          z, mean, logvar, params['prior_mean'][labels],
+          params['prior_logvar'][labels])) / self.normaliser
+      metrics.update(recon=recon, latent=latent)
+      loss += current_weight * (recon + latent)
+    if replay is not None:
+      if one_pass:
+        terms = self.replay_terms(params, replay_out, replay, info)
+      else:
+        zeros = {'replay_recon': jnp.zeros(()),
+                 'replay_latent': jnp.zeros(())}
+        terms = when_replaying(
+            info, lambda p, r, i, k: self.replay_terms(
+                p, self.vae(p, r.levels[0], k), r, i),
+            lambda *_: zeros, params, replay, info, replay_key)
+      metrics.update(terms)
+      loss += replay_weight * (terms['replay_recon'] + terms['replay_latent'])
+    metrics['loss'] = loss
+    return loss, metrics
+
+
+def _pick(levels, chosen):
+  """The entries of `levels` at `chosen` (None: all)."""
+  if chosen is None:
+    return levels
+  return tuple(levels[n] for n in chosen)
+
+
 def make_generator_step(
     arch: arch_lib.ArchConfig, tx: optax.GradientTransformation, *,
     with_current: bool = True, model=None,
@@ -37,6 +141,9 @@ def make_generator_step(
     jit: bool = True,
 ) -> Callable[..., tuple[TrainState, Metrics]]:
   """Builds `step(state, levels, labels, replay, info, key, trainable=None)`.
+
+  Nine parameters: the architecture and optimizer, then keyword-only
+  switches, each with the reference's behaviour as its default.
 
   `levels` are the real data's features at every level (the classifier's,
   level 0 first): the reconstruction targets, with `labels` choosing each
@@ -52,89 +159,11 @@ def make_generator_step(
   divided by the input images' C*H*W (`ArchConfig.input_size`), as the
   reference's.
   """
-  model = model or Generator(arch)
   check_replay_targets(replay_targets)
-  normaliser = float(model.arch.input_size)
-
-  def pick(levels, chosen):
-    if chosen is None:
-      return levels
-    return tuple(levels[n] for n in chosen)
-
-  def noise(key, x):
-    return generator_lib.latent_noise(model.arch, key, x)
-
-  def forward(params, x, eps):
-    """`(mean, logvar, z, outputs)` of rows `x` with the noise `eps`."""
-    return model.apply({'params': params}, x, eps,
-                       method=type(model).reconstruct)
-
-  def vae(params, x, key):
-    return forward(params, x, noise(key, x))
-
-  def vae_joint(params, x, key, replay_x, replay_key):
-    """`vae` of two batches in one pass, each with its own noise."""
-    out = forward(params, jnp.concatenate([x, replay_x]),
-                  jnp.concatenate([noise(key, x), noise(replay_key, replay_x)]))
-    rows = x.shape[0]
-    return (jax.tree.map(lambda a: a[:rows], out),
-            jax.tree.map(lambda a: a[rows:], out))
-
-  def recon_of(outs, targets, chosen):
-    return jnp.mean(recon_loss(pick(outs, chosen), pick(targets, chosen)))
-
-  def replay_log_weights(replay: replay_lib.ReplayBatch, info):
-    """Log mixture weights of the prior modes for each replayed sample."""
-    if replay_targets == 'hard':
-      hard = losses.hard_targets(replay.logits, info.replayed)
-      one_hot = jax.nn.one_hot(hard, replay.logits.shape[-1], dtype=bool)
-      return jnp.where(one_hot, 0.0, 0.5 * jnp.finfo(replay.logits.dtype).min)
-    return losses.masked_log_softmax(
-        replay.logits / losses.DISTILLATION_TEMPERATURE, info.replayed)
-
-  def replay_terms(params, vae_out, replay: replay_lib.ReplayBatch, info):
-    mean, logvar, z, outs = vae_out
-    latent = jnp.mean(losses.mixture_latent(
-        z, mean, logvar, params['prior_mean'], params['prior_logvar'],
-        replay_log_weights(replay, info))) / normaliser
-    return {'replay_recon': recon_of(outs, replay.levels, replay_levels),
-            'replay_latent': latent}
-
-  def loss_fn(params, levels, labels, replay, info: TaskInfo, key):
-    current_key, replay_key = jax.random.split(key)
-    current_weight, replay_weight = losses.task_weights(info.task)
-    metrics = {}
-    loss = 0.0
-    # When the phase replays, current and replayed rows share one
-    # pass through the VAE (each with the noise it would get alone).
-    one_pass = with_current and replays_in_one_pass(info, replay)
-    if one_pass:
-      current_out, replay_out = vae_joint(params, levels[0], current_key,
-                                          replay.levels[0], replay_key)
-    elif with_current:
-      current_out = vae(params, levels[0], current_key)
-    if with_current:
-      mean, logvar, z, outs = current_out
-      recon = recon_of(outs, levels, current_levels)
-      latent = jnp.mean(losses.latent(
-          z, mean, logvar, params['prior_mean'][labels],
-          params['prior_logvar'][labels])) / normaliser
-      metrics.update(recon=recon, latent=latent)
-      loss += current_weight * (recon + latent)
-    if replay is not None:
-      if one_pass:
-        terms = replay_terms(params, replay_out, replay, info)
-      else:
-        zeros = {'replay_recon': jnp.zeros(()),
-                 'replay_latent': jnp.zeros(())}
-        terms = when_replaying(
-            info, lambda p, r, i, k: replay_terms(p, vae(p, r.levels[0], k),
-                                                  r, i),
-            lambda *_: zeros, params, replay, info, replay_key)
-      metrics.update(terms)
-      loss += replay_weight * (terms['replay_recon'] + terms['replay_latent'])
-    metrics['loss'] = loss
-    return loss, metrics
+  loss_fn = _GeneratorLoss(
+      model=model or Generator(arch), with_current=with_current,
+      current_levels=current_levels, replay_levels=replay_levels,
+      recon_loss=recon_loss, replay_targets=replay_targets)
 
   def step(state: TrainState, levels, labels, replay, info: TaskInfo,
            key: jax.Array, trainable: Mapping[str, jax.Array] | None = None):
@@ -148,7 +177,6 @@ def make_generator_step(
     return TrainState(params=params, opt_state=opt_state), metrics
 
   return jax.jit(step, donate_argnums=0) if jit else step
-
 
 
 RECON_LEVELS = ('all', 'only_last_layer', 'used', 'classifier')

@@ -139,6 +139,40 @@ def _make_epoch(arch: arch_lib.ArchConfig, config: PretrainConfig,
   return tx, epoch
 
 
+def _resume(checkpoints: checkpoint_lib.EpochCheckpointer | None, carry,
+            identity: dict, config: PretrainConfig):
+  """`(carry, first epoch to run, wall time of the epochs done)`: from the
+  last epoch saved in `checkpoints` if there is one (refusing another
+  pretraining's, or one past `config.epochs`), else from the start."""
+  if checkpoints is None:
+    return carry, 1, 0.0
+  restored = checkpoints.restore(carry)
+  if restored is None:
+    return carry, 1, 0.0
+  carry, info = restored
+  recorded = info.get('identity') or {}
+  # States saved before the option existed were computed with XLA's.
+  recorded.setdefault('config', {}).setdefault('conv_backward', 'xla')
+  if recorded != identity:
+    recorded_backward = recorded['config']['conv_backward']
+    if recorded == {**identity, 'config': {
+        **identity['config'], 'conv_backward': recorded_backward}}:
+      raise checkpoint_lib.CheckpointError(
+          f'{checkpoints.directory} holds a pretraining computed with '
+          f'conv_backward={recorded_backward}; resume it with that '
+          f'(pretrain: --conv_backward={recorded_backward}, other '
+          f'binaries: --set=extractor.conv_backward={recorded_backward})')
+    raise checkpoint_lib.CheckpointError(
+        f'{checkpoints.directory} holds another pretraining (other '
+        'architecture, data, hyper-parameters or seed); use another '
+        'directory')
+  if info['epoch'] > config.epochs:
+    raise checkpoint_lib.CheckpointError(
+        f'{checkpoints.directory} holds a pretraining at epoch '
+        f'{info["epoch"]}, past the {config.epochs} epochs asked for')
+  return carry, info['epoch'] + 1, info['wall_time_s']
+
+
 def pretrain(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
              config: PretrainConfig, seed: int,
              on_epoch: Callable[[int, float], None] | None = None,
@@ -193,32 +227,7 @@ def pretrain(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
               'classes': classes.tolist(),
               'train_images': int(len(dataset.train_labels))}
   identity = json.loads(json.dumps(identity))  # tuples as lists
-  first, earlier_s = 1, 0.0
-  if checkpoints is not None:
-    restored = checkpoints.restore(carry)
-    if restored is not None:
-      carry, info = restored
-      recorded = info.get('identity') or {}
-      # States saved before the option existed were computed with XLA's.
-      recorded.setdefault('config', {}).setdefault('conv_backward', 'xla')
-      if recorded != identity:
-        recorded_backward = recorded['config']['conv_backward']
-        if recorded == {**identity, 'config': {
-            **identity['config'], 'conv_backward': recorded_backward}}:
-          raise checkpoint_lib.CheckpointError(
-              f'{checkpoints.directory} holds a pretraining computed with '
-              f'conv_backward={recorded_backward}; resume it with that '
-              f'(pretrain: --conv_backward={recorded_backward}, other '
-              f'binaries: --set=extractor.conv_backward={recorded_backward})')
-        raise checkpoint_lib.CheckpointError(
-            f'{checkpoints.directory} holds another pretraining (other '
-            'architecture, data, hyper-parameters or seed); use another '
-            'directory')
-      if info['epoch'] > config.epochs:
-        raise checkpoint_lib.CheckpointError(
-            f'{checkpoints.directory} holds a pretraining at epoch '
-            f'{info["epoch"]}, past the {config.epochs} epochs asked for')
-      first, earlier_s = info['epoch'] + 1, info['wall_time_s']
+  carry, first, earlier_s = _resume(checkpoints, carry, identity, config)
   for e in range(first, config.epochs + 1):
     # On XLA:CPU an epoch is a host loop (loops.slow_convolutions), and a stop
     # request is honoured between its steps: the epoch is dropped and

@@ -74,6 +74,10 @@ def make_plr_step(
 ) -> Callable[[PLRState, Batch, TaskInfo], tuple[PLRState, Metrics]]:
   """One generative PLR iteration: sample replay, update both networks.
 
+  Twelve parameters: what fixes the step's shapes and its two optimizers,
+  then keyword-only switches (the reference's command-line options and our
+  variants), each defaulting to the reference's behaviour.
+
   The replay batch comes from the previous generator and is labelled by the
   previous classifier (skipped in task 1). The classifier is updated first;
   the generator's reconstruction targets for current data are then the
@@ -160,7 +164,9 @@ def make_gr_step(
     shard: Callable[[Any], Any] | None = None, jit: bool = True,
 ) -> Callable[[PLRState, Batch, TaskInfo], tuple[PLRState, Metrics]]:
   """Standard generative replay of images (Figure 5's GR baselines), as the
-  reference's `train.py` runs it.
+  reference's `train.py` runs it. Ten parameters: what fixes the step's
+  shapes and its two optimizers, then keyword-only switches, each
+  defaulting to the reference's behaviour.
 
   The previous `ImageGenerator` samples images of earlier classes and the
   previous classifier labels them (`replay_targets`: its argmax among the
