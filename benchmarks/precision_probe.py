@@ -20,7 +20,7 @@ from absl import flags
 import jax
 import numpy as np
 
-from plr_jax.io import checkpoint
+from plr_jax.io import atomic
 from plr_jax import config as config_lib
 from plr_jax.models import layers
 
@@ -105,7 +105,7 @@ def main(argv):
   del argv
   records = [probe(name, FLAGS.size) for name in FLAGS.precisions]
   if FLAGS.out:
-    checkpoint.write_json_atomic(FLAGS.out, records)
+    atomic.write_json(FLAGS.out, records)
   if FLAGS.json:
     print(json.dumps(records, indent=1))
     return

@@ -32,7 +32,7 @@ from absl import flags
 import jax
 
 from benchmarks import run as bench
-from plr_jax.io import checkpoint
+from plr_jax.io import atomic
 from plr_jax.models import arch as arch_lib
 from plr_jax import config as config_lib
 from plr_jax.train import strategy as strategy_lib
@@ -199,7 +199,7 @@ def main(argv):
                      FLAGS.rows, FLAGS.trace_dir or scratch, FLAGS.top,
                      FLAGS.scan_unroll, FLAGS.part)
   if FLAGS.out:
-    checkpoint.write_json_atomic(FLAGS.out, result)
+    atomic.write_json(FLAGS.out, result)
   print(report(result))
 
 

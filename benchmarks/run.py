@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from plr_jax.io import checkpoint
+from plr_jax.io import atomic
 from plr_jax.io import machine
 from plr_jax.models import arch as arch_lib
 from plr_jax.train import continual
@@ -331,7 +331,7 @@ def main(argv):
                   file=sys.stderr, flush=True)
             add_ratios(records)
             if FLAGS.out:  # after each record: a run cut short keeps them
-              checkpoint.write_json_atomic(FLAGS.out, records)
+              atomic.write_json(FLAGS.out, records)
   print(json.dumps(records, indent=1) if FLAGS.json else table(records))
 
 

@@ -24,7 +24,7 @@ from experiments import common
 from experiments.configs import fig5
 from plr_jax.data import datasets as data_lib
 from plr_jax.eval import levels as levels_lib
-from plr_jax.io import checkpoint
+from plr_jax.io import atomic
 from plr_jax.models import classifier as classifier_lib
 from plr_jax.train import continual
 
@@ -55,10 +55,10 @@ def _config():
   if FLAGS.setup not in ('ir_frozen', 'ir_naive'):
     raise common.FlagError('--setup must be ir_frozen or ir_naive (the '
                            'generative PLR setups)')
-  config = fig5.config(FLAGS.setup, FLAGS.strategy, (FLAGS.seed,),
-                       FLAGS.preset, arch=FLAGS.arch,
-                       replay_targets=common.replay_targets(),
-                       recon_levels=common.recon_levels())
+  config = common.preset_config(
+      fig5.config, FLAGS.setup, FLAGS.strategy, (FLAGS.seed,), FLAGS.preset,
+      arch=FLAGS.arch, replay_targets=common.replay_targets(),
+      recon_levels=common.recon_levels())
   if FLAGS.iters_per_task:
     config = dataclasses.replace(config, continual=dataclasses.replace(
         config.continual, iters_per_task=FLAGS.iters_per_task))
@@ -143,7 +143,7 @@ def main():
   if result is not None:
     print(f'average accuracy {100 * result.average_accuracy:.2f}%')
   if FLAGS.out:
-    checkpoint.write_json_atomic(FLAGS.out, {
+    atomic.write_json(FLAGS.out, {
         'config': common.config_lib.to_json(config), 'reports': reports})
 
 

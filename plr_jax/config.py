@@ -25,6 +25,7 @@ from typing import Any
 
 import jax
 
+from plr_jax import errors
 from plr_jax.models import arch as arch_lib
 from plr_jax.train import continual
 from plr_jax.train import pretrain as pretrain_lib
@@ -158,13 +159,14 @@ class RunConfig:
       raise ValueError(f'{self.protocol} runs on {dataset}, but the task '
                        f'loop is configured for {self.continual.dataset}')
     if not self.seeds:
-      raise ValueError('no seeds: give at least one, e.g. 0,1,2')
+      raise errors.FieldError('seeds',
+                              'no seeds: give at least one, e.g. 0,1,2')
     object.__setattr__(self, 'seeds', tuple(int(s) for s in self.seeds))
     object.__setattr__(self, 'departures', tuple(self.departures))
     repeated = sorted({s for s in self.seeds if self.seeds.count(s) > 1})
     if repeated:
-      raise ValueError(f'seeds must be distinct; repeated: '
-                       f'{",".join(map(str, repeated))}')
+      raise errors.FieldError('seeds', f'seeds must be distinct; repeated: '
+                              f'{",".join(map(str, repeated))}')
     check_precision(self.precision)
     if self.data_label is not None and self.data_label not in DATA_LABELS:
       raise ValueError(f'data label must be one of {", ".join(DATA_LABELS)}'

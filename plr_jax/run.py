@@ -26,6 +26,7 @@ from plr_jax.data import datasets as data_lib
 from plr_jax.data import features as features_lib
 from plr_jax.eval import mfid as mfid_lib
 from plr_jax.eval import results as results_lib
+from plr_jax.io import atomic
 from plr_jax.io import checkpoint
 from plr_jax.io import extractors
 from plr_jax.io import interrupts
@@ -272,9 +273,9 @@ def run(config: config_lib.RunConfig, workdir: str, *,
       # Checked again under the lock: another process may have written.
       check_workdir_config(workdir, config)
       check_workdir_data(workdir, dataset, data_fingerprint)
-      checkpoint.write_json_atomic(paths.config_file,
+      atomic.write_json(paths.config_file,
                                    config.identity())
-      checkpoint.write_json_atomic(
+      atomic.write_json(
           paths.data_file,
           {'dataset': dataset.name, 'fingerprint': data_fingerprint,
            'source': dataset.source})
@@ -410,7 +411,7 @@ def _run_group(program: _Program, group: list[int], inputs: _Inputs,
   elapsed = (time.perf_counter() - start) / len(group)
   records = [_seed_record(program, seed, result, reference, inputs, elapsed)
              for seed, result in zip(group, results)]
-  checkpoint.write_json_atomic(done_path, records)
+  atomic.write_json(done_path, records)
   return records, reference
 
 

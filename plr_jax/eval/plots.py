@@ -22,6 +22,7 @@ from matplotlib import ticker  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from plr_jax.eval import results as results_lib
+from plr_jax.io import atomic
 
 FORMATS = ('png', 'pdf')
 _DATASETS = {'cifar100': 'split CIFAR-100', 'cifar10': 'split CIFAR-10',
@@ -116,7 +117,7 @@ def plot(runs: list[dict], out: str,
   written += _save(accuracy_vs_r(runs, names),
                    os.path.join(out, 'accuracy_vs_r'), formats)
   path = os.path.join(out, 'summary.md')
-  results_lib.write_text_atomic(
+  atomic.write_text(
       path, '\n'.join(results_lib.comparability(runs)
                       + results_lib.table_rows(runs)
                       + ['', results_lib.R_NOTE]) + '\n')

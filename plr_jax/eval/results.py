@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from plr_jax.io import checkpoint
+from plr_jax.io import atomic
 from plr_jax.io import workdir as workdir_lib
 from plr_jax.eval import accuracy as evaluation
 from plr_jax.train import replay_kinds
@@ -138,7 +138,7 @@ def table_rows(records: list[dict]) -> list[str]:
 def write(workdir: str, record: dict) -> None:
   """Writes `results.json` and `results.md` atomically."""
   paths = workdir_lib.Workdir(workdir)
-  checkpoint.write_json_atomic(paths.results_json, record)
+  atomic.write_json(paths.results_json, record)
   lines = comparability([record])
   lines += [f'# {record["experiment"]}: {record["arch"].upper()} '
             f'{record["strategy_name"]}', '']
@@ -162,15 +162,7 @@ def write(workdir: str, record: dict) -> None:
             + (f', of which {timing["extractor_this_program_s"]:.1f} s '
                'getting the extractor (pretraining or loading)'
                if timing.get('extractor_this_program_s') else '') + '.', '']
-  write_text_atomic(paths.results_md, '\n'.join(lines))
-
-
-def write_text_atomic(path: str, text: str) -> None:
-  """Writes `text` to a temporary name, then renames it over `path`."""
-  tmp = f'{path}.tmp.{os.getpid()}'
-  with open(tmp, 'w') as fh:
-    fh.write(text)
-  os.replace(tmp, path)
+  atomic.write_text(paths.results_md, '\n'.join(lines))
 
 
 def _percent(value, sem=None) -> str:
@@ -244,7 +236,7 @@ def write_table(workdir: str, title: str, rows) -> dict:
   done = [s for s in summary if s['ours'] is not None]
   lines = comparability(done) + lines
   table = {'title': title, 'rows': summary}
-  checkpoint.write_json_atomic(os.path.join(workdir, 'results.json'), table)
-  write_text_atomic(os.path.join(workdir, 'results.md'), '\n'.join(lines))
+  atomic.write_json(os.path.join(workdir, 'results.json'), table)
+  atomic.write_text(os.path.join(workdir, 'results.md'), '\n'.join(lines))
   return table
 

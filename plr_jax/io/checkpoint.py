@@ -1,6 +1,6 @@
 """Checkpoints of training state for resuming: whole continual runs
-(`RunCheckpointer`) and pretraining epochs (`EpochCheckpointer`); atomic
-JSON. Extractors are `io.extractors`.
+(`RunCheckpointer`) and pretraining epochs (`EpochCheckpointer`).
+Extractors are `io.extractors`; atomic files `io.atomic`.
 """
 
 import json
@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from plr_jax.io import atomic
+
 
 
 class CheckpointError(ValueError):
@@ -24,15 +26,6 @@ class CheckpointError(ValueError):
 class CheckpointWriteError(RuntimeError):
   """A checkpoint could not be written (e.g. the disk is full); the previous
   one, if any, is still the latest and intact."""
-
-
-def write_json_atomic(path: str, data) -> None:
-  """Writes JSON to a temporary name, then renames it over `path`."""
-  tmp = f'{path}.tmp.{os.getpid()}'
-  with open(tmp, 'w') as fh:
-    json.dump(data, fh, indent=2, sort_keys=True)
-    fh.write('\n')
-  os.replace(tmp, path)
 
 
 class RunCheckpointer:
@@ -158,7 +151,7 @@ def _commit(directory: str, prefix: str, suffix: str, tree, arrays: dict,
     tmp = f'{path}.npz.tmp.{os.getpid()}.npz'
     np.savez(tmp, **arrays)
     os.replace(tmp, f'{path}.npz')
-    write_json_atomic(os.path.join(directory, 'latest.json'),
+    atomic.write_json(os.path.join(directory, 'latest.json'),
                       {**info, 'name': name})
   except Exception as e:  # pylint: disable=broad-except
     # orbax wraps what its threads raise; the cause is in the chain.

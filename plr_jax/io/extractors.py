@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
+from plr_jax.io import atomic
 from plr_jax.io import checkpoint
 from plr_jax.io import extractor_file
 from plr_jax.models import arch as arch_lib
@@ -76,7 +77,7 @@ def save_extractor(directory: str, arch: arch_lib.ArchConfig, variables,
                     checkpoint.savable(extractor), force=True)
   checkpointer.wait_until_finished()
   fp = fingerprint(extractor)
-  checkpoint.write_json_atomic(os.path.join(directory, 'meta.json'),
+  atomic.write_json(os.path.join(directory, 'meta.json'),
                     {**meta, 'extractor': extractor_spec(arch),
                      'fingerprint': fp})
   return fp
@@ -107,7 +108,7 @@ def export_extractor(directory: str, arch: arch_lib.ArchConfig, variables,
   extractor = jax.tree.map(np.asarray, extractor)
   extractor_file.save(directory, extractor)
   fp = fingerprint(extractor)
-  checkpoint.write_json_atomic(os.path.join(directory, 'meta.json'),
+  atomic.write_json(os.path.join(directory, 'meta.json'),
                     {**meta, 'extractor': extractor_spec(arch),
                      'fingerprint': fp})
   return fp

@@ -28,6 +28,15 @@ Classifier = classifier_lib.Classifier
 REPLAY_TARGETS = ('soft', 'hard')
 
 
+INPUTS = ('features', 'images')
+
+
+def check_inputs(inputs: str) -> None:
+  if inputs not in INPUTS:
+    raise ValueError(f'inputs must be "features" or "images", got '
+                     f'{inputs!r}')
+
+
 def check_replay_targets(replay_targets: str) -> None:
   if replay_targets not in REPLAY_TARGETS:
     raise ValueError(f'replay targets must be "soft" or "hard", got '
@@ -183,8 +192,7 @@ def make_classifier_step(
     `trainable` maps layer names to bool arrays that close gates, e.g. to
     freeze layers after the first task.
   """
-  if inputs not in ('features', 'images'):
-    raise ValueError(f'inputs must be "features" or "images", got {inputs!r}')
+  check_inputs(inputs)
   check_replay_targets(replay_targets)
   strategy = strategy_lib.check_strategy(strategy, arch)
   slices = strategy_lib.split_batch(strategy, replay_size)

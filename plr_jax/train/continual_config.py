@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from plr_jax import errors
 from plr_jax.models import arch as arch_lib
 from plr_jax.train import class_order as class_order_lib
 from plr_jax.train import replay_kinds
@@ -48,18 +49,26 @@ class ContinualConfig:
   LOOP_FIELDS = ('chunk_size', 'scan_unroll')
 
   def __post_init__(self):
-    strategy_lib.check_strategy(self.strategy, self.arch)
-    class_order_lib.check_class_order_rule(self.class_order_rule)
-    if self.inputs not in ('features', 'images'):
-      raise ValueError(f'inputs must be "features" or "images", got '
-                       f'{self.inputs!r}')
-    replay_kinds.get(self.replay).validate(self)
-    steps.generator_recon_levels(self.strategy, self.recon_levels)
-    steps.check_replay_targets(self.replay_targets)
-    if self.arch.num_classes % self.num_tasks:
-      raise ValueError(f'{self.arch.num_classes} classes do not split into '
-                       f'{self.num_tasks} equal tasks')
+    # Each check raises `errors.FieldError` naming its field, so a binary
+    # names the flag of the same name.
+    with errors.field('strategy'):
+      strategy_lib.check_strategy(self.strategy, self.arch)
+    with errors.field('class_order_rule'):
+      class_order_lib.check_class_order_rule(self.class_order_rule)
+    with errors.field('inputs'):
+      steps.check_inputs(self.inputs)
+    with errors.field('replay'):
+      replay_kinds.get(self.replay).validate(self)
+    with errors.field('recon_levels'):
+      steps.generator_recon_levels(self.strategy, self.recon_levels)
+    with errors.field('replay_targets'):
+      steps.check_replay_targets(self.replay_targets)
     for name in ('num_tasks', 'iters_per_task', 'batch_size', 'replay_size',
                  'chunk_size', 'buffer_size', 'scan_unroll'):
       if getattr(self, name) < 1:
-        raise ValueError(f'{name} must be positive, got {getattr(self, name)}')
+        raise errors.FieldError(
+            name, f'{name} must be positive, got {getattr(self, name)}')
+    if self.arch.num_classes % self.num_tasks:
+      raise errors.FieldError(
+          'num_tasks', f'{self.arch.num_classes} classes do not split into '
+          f'{self.num_tasks} equal tasks')

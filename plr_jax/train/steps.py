@@ -33,7 +33,9 @@ from plr_jax.train import losses
 from plr_jax.train import replay as replay_lib
 from plr_jax.train import strategy as strategy_lib
 # The public step API (re-exported).
+from plr_jax.train.classifier_step import INPUTS
 from plr_jax.train.classifier_step import REPLAY_TARGETS
+from plr_jax.train.classifier_step import check_inputs
 from plr_jax.train.classifier_step import check_replay_targets
 from plr_jax.train.classifier_step import classifier_gates
 from plr_jax.train.classifier_step import make_classifier_step
@@ -53,8 +55,9 @@ from plr_jax.train.state import task_info
 from plr_jax.train.state import when_replaying
 
 __all__ = [
-    'Batch', 'Metrics', 'PLRState', 'Phase', 'RECON_LEVELS', 'REPLAY_TARGETS',
-    'TaskInfo', 'TrainState', 'check_replay_targets', 'classifier_gates',
+    'Batch', 'INPUTS', 'Metrics', 'PLRState', 'Phase', 'RECON_LEVELS',
+    'REPLAY_TARGETS', 'TaskInfo', 'TrainState', 'check_inputs',
+    'check_replay_targets', 'classifier_gates',
     'copy_tree', 'end_task', 'generator_recon_levels', 'make_buffer_step',
     'make_classifier_step', 'make_generator_step', 'make_gr_step',
     'make_plr_step', 'replays_in_one_pass', 'task_info', 'when_replaying',
