@@ -46,7 +46,8 @@ _MARKERS = ('ThreadpoolListener', 'SlinkyThreadPool', 'ThunkExecutor',
 
 def define_flags():
   flags.DEFINE_string('arch', 'arch1', 'Architecture preset.')
-  flags.DEFINE_string('strategy', 'ir', '"ir" or fractions per level.')
+  flags.DEFINE_string('strategy', 'ir', '"ir", fractions per level, or a '
+                      'named rule.')
   flags.DEFINE_integer('seeds', 1, 'Vmapped seeds.')
   flags.DEFINE_enum('part', 'iteration', PARTS, 'What the traced chunk '
                     'runs: whole iterations, or the classifier\'s replay '
@@ -184,7 +185,7 @@ def main(argv):
   del argv
   try:
     arch = arch_lib.get_arch(FLAGS.arch)
-    strategy_lib.parse_strategy(FLAGS.strategy, arch.num_levels)
+    strategy_lib.parse_strategy(FLAGS.strategy, arch=arch)
     config_lib.check_precision(FLAGS.precision)
     if min(FLAGS.iters, FLAGS.seeds, FLAGS.rows, FLAGS.top,
            FLAGS.scan_unroll) < 1:

@@ -142,7 +142,7 @@ def task2_chunk(arch: arch_lib.ArchConfig, strategy_text: str,
                 scan_unroll: int = 1) -> Task2Chunk:
   """Builds the chunk `measure` times (and `benchmarks.profile` traces);
   `scan_unroll` as in `continual.ContinualConfig`."""
-  strategy = strategy_lib.parse_strategy(strategy_text, arch.num_levels)
+  strategy = strategy_lib.parse_strategy(strategy_text, arch=arch)
   num_tasks = 10 if arch.num_classes % 10 == 0 else 3
   config = continual.ContinualConfig(
       arch=arch, strategy=strategy, num_tasks=num_tasks, iters_per_task=iters,
@@ -306,7 +306,7 @@ def main(argv):
       raise ValueError(f'no strategies listed for {unknown}')
     for arch in archs:
       for text in strategies[arch.name]:
-        strategy_lib.parse_strategy(text, arch.num_levels)
+        strategy_lib.parse_strategy(text, arch=arch)
     for name in FLAGS.precision:
       config_lib.check_precision(name)
     unrolls = [int(u) for u in FLAGS.scan_unroll]

@@ -32,7 +32,8 @@ common.define_method_flags()
 flags.DEFINE_string('data_dir', None, 'Fashion-MNIST (default: '
                     '/usr/share/datasets/fashion-mnist).')
 flags.DEFINE_string('setup', 'ir_frozen', 'ir_frozen or ir_naive.')
-flags.DEFINE_string('strategy', 'ir', '"ir" or fractions per level.')
+flags.DEFINE_string('strategy', 'ir', '"ir", fractions per level, or a '
+                    'named rule (see split_cifar100 --help).')
 flags.DEFINE_string('preset', 'paper', 'paper, authors or tiny.')
 flags.DEFINE_string('arch', None, 'As for experiments.fashion_mnist.')
 flags.DEFINE_integer('seed', 0, 'The run\'s seed.')

@@ -35,8 +35,10 @@ flags.DEFINE_string('arch', None, 'fmnist (the paper: 3 x 50 hidden), '
                     'fmnist_mlp (3 x 50 on the flat image, no convolutions). '
                     'Default: fmnist_scripts with --preset=authors, fmnist '
                     'otherwise.')
-flags.DEFINE_string('strategy', 'ir', '"ir" or fractions per level '
-                    '(ir_frozen).')
+flags.DEFINE_string('strategy', 'ir', '"ir", fractions per level, or a '
+                    'named rule of the authors\' plr branch (basic, '
+                    'cumulative_weights, total_weights, input_size, '
+                    'layer_idx); ir_frozen only.')
 flags.DEFINE_integer('num_tasks', 5, 'Tasks the 10 classes split into.')
 flags.DEFINE_string('pixels', 'raw', 'Inputs raw in [0, 1] (the reference; '
                     'the GR image VAE is then Bernoulli) or standardised per '

@@ -18,7 +18,10 @@ common.define_run_flags()
 common.define_extractor_flags()
 common.define_method_flags(recon_levels=False)
 flags.DEFINE_string('arch', 'arch1', 'arch1 or arch2.')
-flags.DEFINE_string('strategy', 'ir', '"ir" or fractions per level.')
+flags.DEFINE_string('strategy', 'ir', '"ir", fractions per level, or a '
+                    'named rule of the authors\' plr branch (basic, '
+                    'cumulative_weights, total_weights, input_size, '
+                    'layer_idx; docs/deviations.md).')
 flags.DEFINE_string('replay', 'buffer', 'What is replayed: buffer (the '
                     'paper) or none (fine-tuning on each task alone, the '
                     'lower bound; the strategy is then ignored).')

@@ -18,8 +18,11 @@ common.define_run_flags()
 common.define_extractor_flags()
 common.define_method_flags()
 flags.DEFINE_string('arch', 'arch1', 'arch1 or arch2.')
-flags.DEFINE_string('strategy', 'ir', '"ir" or fractions per level, e.g. '
-                    '0.3,0.7 (ARCH1) or 0.5,0.3,0.2 (ARCH2).')
+flags.DEFINE_string('strategy', 'ir', '"ir", fractions per level, e.g. '
+                    '0.3,0.7 (ARCH1) or 0.5,0.3,0.2 (ARCH2), or a named '
+                    'rule of the authors\' plr branch computed from the '
+                    'architecture (basic, cumulative_weights, total_weights, '
+                    'input_size, layer_idx; docs/deviations.md).')
 flags.DEFINE_bool('mfid', True, "Compute mFID of each seed's generator.")
 flags.DEFINE_string('replay', 'generative', 'What is replayed: generative '
                     '(the paper) or none (fine-tuning on each task alone, '

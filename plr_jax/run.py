@@ -41,6 +41,7 @@ from plr_jax.train import continual
 from plr_jax.train import pretrain as pretrain_lib
 from plr_jax.train import replay_kinds
 from plr_jax.train import sharding
+from plr_jax.train import strategy as strategy_lib
 
 
 
@@ -327,6 +328,8 @@ def _run(program: _Program, dataset, cifar10, extractor_dir: str,
   record."""
   cont = program.config.continual
   inputs = _inputs(program, dataset, cifar10, extractor_dir)
+  if replay_kinds.get(cont.replay).replays:
+    log(_strategy_line(program.config))
   seeds = list(program.config.seeds)
   batched = program.config.loop.vmap_seeds and len(seeds) > 1
   groups = [seeds] if batched else [[s] for s in seeds]
@@ -339,6 +342,18 @@ def _run(program: _Program, dataset, cifar10, extractor_dir: str,
                                     reference)
     per_seed.extend(records)
   return _write_record(program, per_seed, inputs, dataset, data_fingerprint)
+
+
+def _strategy_line(config: config_lib.RunConfig) -> str:
+  """e.g. "ARCH1 cumulative_weights: fractions 0.402, 0.598 per level,
+  R (paper) 43.0%, R (exact) 80.4%"."""
+  cont = config.continual
+  fractions = ', '.join(f'{f:.4g}' for f in cont.strategy)
+  costs = [100 * strategy_lib.relative_cost(cont.strategy, cont.arch, how)
+           for how in ('paper', 'exact')]
+  return (f'{cont.arch.name.upper()} {results_lib.run_name(config)}: '
+          f'fractions {fractions} per level, R (paper) {costs[0]:.1f}%, '
+          f'R (exact) {costs[1]:.1f}%')
 
 
 def _inputs(program: _Program, dataset, cifar10,

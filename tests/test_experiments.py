@@ -139,6 +139,16 @@ def test_split_cifar10_buffer_replay(data_dir, tmp_path):
             f'--extractor_dir={portable}', *flags),
            ('split_cifar10', f'--workdir={none}',
             f'--extractor_dir={portable}', *flags, '--replay=none'))
+  named = str(tmp_path / 'c10_layer_idx')
+  rule, = _run_all(('split_cifar10', f'--workdir={named}',
+                    f'--extractor_dir={portable}',
+                    *[f for f in flags if not f.startswith('--strategy')],
+                    '--strategy=layer_idx'))
+  # A named rule: its fractions and R printed, the rule's name in results.
+  assert ('ARCH2 layer_idx: fractions 0.1667, 0.3333, 0.5 per level, '
+          'R (paper) ') in rule.stderr, rule.stderr[-2000:]
+  assert _results(named)['strategy_name'] == 'layer_idx'
+  np.testing.assert_allclose(_results(named)['strategy'], [1 / 6, 2 / 6, 3 / 6])
   record = _results(workdir)
   # No replay (the lower bound): no replay cost, no replay loss; task 1 is
   # trained exactly as with the buffer (nothing is replayed there).

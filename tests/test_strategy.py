@@ -1,5 +1,8 @@
 """Strategies: parsing, validation, the batch split and the relative cost."""
 
+import math
+
+import numpy as np
 import pytest
 
 from plr_jax.models import arch as arch_lib
@@ -133,3 +136,73 @@ def test_relative_cost_counts_parameters_by_hand():
   assert strategy.relative_cost((0.25, 0.75), arch) == pytest.approx(paper)
   assert strategy.relative_cost((0.25, 0.75), arch, 'exact') == pytest.approx(
       exact)
+
+
+# Weights and biases of fc_1 .. fc_H and the head, and the level widths, by
+# hand: ARCH1 1024-2000-2000 and ARCH2 1024-1000-1000-1000 with 100 classes,
+# fmnist 3136-50-50-50 with 10.
+_HAND = {
+    'arch1': ([1024 * 2000 + 2000, 2000 * 2000 + 2000, 2000 * 100 + 100],
+              [1024, 2000, 2000]),
+    'arch2': ([1024 * 1000 + 1000, 1000 * 1000 + 1000, 1000 * 1000 + 1000,
+               1000 * 100 + 100], [1024, 1000, 1000, 1000]),
+    'fmnist': ([3136 * 50 + 50, 50 * 50 + 50, 50 * 50 + 50, 50 * 10 + 10],
+               [3136, 50, 50, 50]),
+}
+
+
+def _authors_rule(name, weights, sizes):
+  """The authors' plr branch's rule over their levels 0 .. H (the head's
+  input included), as written in their models/plr_strategy.py."""
+  n = len(weights)
+  if name == 'basic':
+    return [1 / n] * n
+  if name == 'cumulative_weights':
+    cumulative = [sum(weights[i:]) for i in range(n)]
+    raw = [cumulative[0] / c for c in cumulative]
+  elif name == 'total_weights':
+    raw = [sum(weights) / c for c in weights]
+  elif name == 'input_size':
+    raw = [c / sum(sizes) for c in sizes]
+  else:
+    raw = list(range(1, n + 1))
+  return [r / sum(raw) for r in raw]
+
+
+@pytest.mark.parametrize('arch', ['arch1', 'arch2', 'fmnist'])
+@pytest.mark.parametrize('name', strategy.NAMED)
+def test_named_strategies_are_the_authors_rules_on_our_levels(arch, name):
+  weights, sizes = _HAND[arch]
+  assert arch_lib.get_arch(arch).fc_param_counts == tuple(weights)
+  theirs = _authors_rule(name, weights, sizes)
+  # Ours: their fractions without the head's input level, rescaled.
+  want = [f / sum(theirs[:-1]) for f in theirs[:-1]]
+  got = strategy.named_strategy(name, arch)
+  np.testing.assert_allclose(got, want, rtol=1e-12)
+  assert math.fsum(got) == 1.0
+  assert strategy.parse_strategy(f' {name.upper()} ', arch=arch) == got
+
+
+def test_named_strategies_by_hand():
+  # A few values written out: ARCH1 cumulative_weights gives level 0 the
+  # share 1/6252100 : 1/4202100, i.e. 4202100 / 10454200.
+  np.testing.assert_allclose(
+      strategy.named_strategy('cumulative_weights', 'arch1'),
+      [4202100 / 10454200, 6252100 / 10454200])
+  np.testing.assert_allclose(strategy.named_strategy('total_weights',
+                                                     'arch1'),
+                             [4002000 / 6052000, 2050000 / 6052000])
+  np.testing.assert_allclose(strategy.named_strategy('input_size', 'arch2'),
+                             [1024 / 3024, 1000 / 3024, 1000 / 3024])
+  np.testing.assert_allclose(strategy.named_strategy('layer_idx', 'fmnist'),
+                             [1 / 6, 2 / 6, 3 / 6])
+  np.testing.assert_allclose(strategy.named_strategy('basic', 'arch2'),
+                             [1 / 3] * 3)
+  cumulative = [1 / 162460, 1 / 5610, 1 / 3060]
+  np.testing.assert_allclose(
+      strategy.named_strategy('cumulative_weights', 'fmnist'),
+      [c / sum(cumulative) for c in cumulative])
+  with pytest.raises(ValueError, match='needs the architecture'):
+    strategy.parse_strategy('layer_idx', 2)
+  with pytest.raises(ValueError, match='unknown strategy rule'):
+    strategy.named_strategy('fastest', 'arch1')

@@ -94,7 +94,7 @@ def config(setup: str = 'ir_frozen', strategy='ir', seeds=(0, 1, 2),
     raise errors.FieldError('arch', f'unknown arch {arch!r}; choose one of '
                             f'{", ".join(ARCHS)}')
   network = presets.sized_arch(arch, run_preset)
-  strategy = presets.strategy_of(strategy, network)
+  strategy_text, strategy = strategy, presets.strategy_of(strategy, network)
   replay, frozen_after = SETUPS[setup]
   if frozen_after is not None and not network.conv_channels:
     raise errors.FieldError('arch', f'arch {arch} has no convolutions to '
@@ -125,7 +125,8 @@ def config(setup: str = 'ir_frozen', strategy='ir', seeds=(0, 1, 2),
           dataset='fashion_mnist', **continual_options),
       seeds=tuple(seeds),
       name=SETUP_NAMES[setup].format(
-          strategy=results_name(tuple(strategy))))
+          strategy=presets.rule_of(strategy_text)
+          or results_name(tuple(strategy))))
 
 
 def results_name(strategy) -> str:

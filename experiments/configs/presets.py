@@ -102,15 +102,24 @@ def strategy_id(strategy) -> str:
 
 
 def strategy_of(strategy, network: arch_lib.ArchConfig) -> tuple:
-  """A strategy ("ir", "0.3,0.7" or a tuple) checked for `network`; a bad
-  one raises `FieldError('strategy', ...)`."""
+  """A strategy ("ir", "0.3,0.7", a rule of `strategy.NAMED` such as
+  "cumulative_weights", or a tuple) checked for `network`; a bad one raises
+  `FieldError('strategy', ...)`."""
   try:
     if isinstance(strategy, str):
-      return tuple(strategy_lib.parse_strategy(strategy, network.num_levels,
-                                               network.name))
+      return tuple(strategy_lib.parse_strategy(strategy, arch=network))
     return tuple(strategy)  # checked by ContinualConfig
   except ValueError as e:
     raise errors.FieldError('strategy', str(e)) from None
+
+
+def rule_of(strategy) -> str | None:
+  """The rule's name when `strategy` names one (`strategy.NAMED`), else
+  None: what results call such a run."""
+  if isinstance(strategy, str) and strategy.strip().lower() in (
+      strategy_lib.NAMED):
+    return strategy.strip().lower()
+  return None
 
 
 def cifar_config(protocol: str, dataset: str, arch: str, archs, strategy,
@@ -126,7 +135,7 @@ def cifar_config(protocol: str, dataset: str, arch: str, archs, strategy,
                      f'{", ".join(archs)}')
   run_preset = get_preset(preset)
   network = sized_arch(arch, run_preset, num_classes=num_classes)
-  strategy = strategy_of(strategy, network)
+  strategy_text, strategy = strategy, strategy_of(strategy, network)
   return config_lib.RunConfig(
       protocol=protocol,
       continual=continual.ContinualConfig(
@@ -135,4 +144,5 @@ def cifar_config(protocol: str, dataset: str, arch: str, archs, strategy,
           batch_size=run_preset.batch_size, replay_size=run_preset.replay_size,
           chunk_size=run_preset.chunk_size, buffer_size=run_preset.buffer_size,
           inputs='features', dataset=dataset, **continual_options),
-      seeds=tuple(seeds), extractor=run_preset.extractor())
+      seeds=tuple(seeds), extractor=run_preset.extractor(),
+      name=rule_of(strategy_text))

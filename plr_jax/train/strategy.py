@@ -18,13 +18,18 @@ _OTHER_SEPARATORS = re.compile(r'[;:|/\s]')
 
 
 def parse_strategy(text: str, num_levels: int | None = None,
-                   arch_name: str = 'the architecture') -> Strategy:
-  """Parses `"0.3,0.7"` into `(0.3, 0.7)`; `"ir"` needs `num_levels`.
+                   arch_name: str = 'the architecture', *,
+                   arch: 'str | arch_lib.ArchConfig | None' = None
+                   ) -> Strategy:
+  """Parses `"0.3,0.7"` into `(0.3, 0.7)`; `"ir"` needs the number of levels,
+  a named rule (`NAMED`, e.g. `"cumulative_weights"`) the architecture.
 
   Args:
-    text: comma-separated fractions that sum to 1, or `ir`.
+    text: comma-separated fractions that sum to 1, `ir`, or a name of
+      `NAMED`.
     num_levels: if given, the strategy must have this many entries.
     arch_name: what error messages call the architecture.
+    arch: the architecture (gives `num_levels` and `arch_name` too).
 
   Returns:
     The strategy as a tuple of floats.
@@ -32,13 +37,21 @@ def parse_strategy(text: str, num_levels: int | None = None,
   Raises:
     ValueError: with a one-line message saying what is wrong.
   """
+  if arch is not None:
+    arch = arch_lib.get_arch(arch)
+    num_levels, arch_name = arch.num_levels, arch.name
   text = text.strip()
   if not text:
-    raise ValueError('strategy is empty; give fractions like 0.3,0.7 or "ir"')
+    raise ValueError('strategy is empty; give fractions like 0.3,0.7, "ir" '
+                     f'or a rule ({", ".join(NAMED)})')
   if text.lower() == 'ir':
     if num_levels is None:
       raise ValueError('strategy "ir" needs the number of levels')
     return internal_replay(num_levels)
+  if text.lower() in NAMED:
+    if arch is None:
+      raise ValueError(f'strategy "{text}" needs the architecture')
+    return named_strategy(text.lower(), arch)
   separator = _OTHER_SEPARATORS.search(text.replace(', ', ','))
   if separator:
     raise ValueError(
@@ -76,6 +89,55 @@ def validate_strategy(entries: Sequence[float]) -> Strategy:
         f'strategy [{shown}] sums to {total:.6g}, not 1 (tolerance '
         f'{SUM_TOLERANCE:g})')
   return strategy
+
+
+# The update-frequency rules of the authors' `plr` branch
+# (`models/plr_strategy.py`), by name: each gives level n a raw weight, and
+# the fractions are the weights normalised.
+NAMED = ('basic', 'cumulative_weights', 'total_weights', 'input_size',
+         'layer_idx')
+
+
+def named_strategy(name: str, arch: 'str | arch_lib.ArchConfig') -> Strategy:
+  """The fractions of the authors' rule `name` (one of `NAMED`) for `arch`.
+
+  The rules, over the levels n = 0 .. H of the authors' `plr` branch, with
+  W_n the weights and biases of the layer level n feeds (fc_{n+1}; the head
+  for n = H) and D_n the width of level n:
+    basic:              1 (uniform);
+    cumulative_weights: 1 / (W_n + .. + W_H), the inverse of what a sample
+                        replayed at n updates;
+    total_weights:      1 / W_n;
+    input_size:         D_n;
+    layer_idx:          n + 1.
+  That branch also counts the head's input (level H) as a level; ours stop at
+  H - 1 (a slice at the head's input would train the head alone). The
+  fractions here are the rule's weights of our levels 0 .. H-1, normalised:
+  the branch's fractions with level H dropped and the rest rescaled to sum
+  to 1 (docs/deviations.md).
+  """
+  arch = arch_lib.get_arch(arch)
+  if name not in NAMED:
+    raise ValueError(f'unknown strategy rule {name!r}; choose one of '
+                     f'{", ".join(NAMED)}')
+  counts = arch.fc_param_counts  # W_0 .. W_H: fc_1 .. fc_H, then the head
+  widths = arch.level_dims + (arch.hidden[-1],)  # D_0 .. D_H
+  levels = range(arch.num_levels)
+  if name == 'basic':
+    raw = [1.0 for _ in levels]
+  elif name == 'cumulative_weights':
+    raw = [1.0 / math.fsum(counts[n:]) for n in levels]
+  elif name == 'total_weights':
+    raw = [1.0 / counts[n] for n in levels]
+  elif name == 'input_size':
+    raw = [float(widths[n]) for n in levels]
+  else:  # layer_idx
+    raw = [float(n + 1) for n in levels]
+  total = math.fsum(raw)
+  fractions = [r / total for r in raw]
+  # Exactly 1 in float64: the last fraction takes the rounding.
+  fractions[-1] = 1.0 - math.fsum(fractions[:-1])
+  return validate_strategy(fractions)
 
 
 def internal_replay(num_levels: int) -> Strategy:
