@@ -140,10 +140,26 @@ def test_split_cifar10_buffer_replay(data_dir, tmp_path):
            ('split_cifar10', f'--workdir={none}',
             f'--extractor_dir={portable}', *flags, '--replay=none'))
   named = str(tmp_path / 'c10_layer_idx')
-  rule, = _run_all(('split_cifar10', f'--workdir={named}',
-                    f'--extractor_dir={portable}',
-                    *[f for f in flags if not f.startswith('--strategy')],
-                    '--strategy=layer_idx'))
+  probe_json = str(tmp_path / 'probe.json')
+  rule, probe = _run_all(
+      ('split_cifar10', f'--workdir={named}', f'--extractor_dir={portable}',
+       *[f for f in flags if not f.startswith('--strategy')],
+       '--strategy=layer_idx'),
+      ('probe_extractor', f'--extractor_dir={portable}',
+       f'--data_dir={data_dir}', '--images=20', '--steps=30',
+       f'--out={probe_json}'))
+  # The extractor probe: its batch norm against the data it was trained on
+  # (tiny ARCH2: five convolutions of 4 channels, batch norm after the first
+  # four), a linear probe.
+  report = json.load(open(probe_json))
+  assert [row['layer'] for row in report['batch_norm']] == [1, 2, 3, 4]
+  shift, ratio = report['batch_norm'][0]['mean_shift'], report['batch_norm'][
+      0]['var_ratio']
+  assert 0 <= shift[0] <= shift[1] and 0 < ratio[1] <= ratio[0] <= ratio[2]
+  assert 0 <= report['linear_probe']['test_accuracy'] <= 1
+  # 10 training images per class, 16 features each: mostly separable.
+  assert report['linear_probe']['train_accuracy'] > 0.3
+  assert 'linear probe (30 steps): train' in probe.stdout, probe.stdout
   # A named rule: its fractions and R printed, the rule's name in results.
   assert ('ARCH2 layer_idx: fractions 0.1667, 0.3333, 0.5 per level, '
           'R (paper) ') in rule.stderr, rule.stderr[-2000:]
@@ -340,6 +356,7 @@ _OWN_FLAGS = {
     'export_extractor': ('--source', '--dest', '--command', '--code'),
     'import_extractor': ('--checkpoint', '--dest', '--arch'),
     'download': ('--data_dir', '--datasets'),
+    'probe_extractor': ('--extractor_dir', '--data_dir', '--steps', '--out'),
 }
 
 
