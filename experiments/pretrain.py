@@ -18,7 +18,7 @@ import jax
 from experiments import common
 from experiments.configs import presets
 from plr_jax import config as config_lib
-from plr_jax import run
+from plr_jax import prepare
 from plr_jax.data import datasets
 
 common.define_io_flags()
@@ -66,14 +66,14 @@ def main():
   arch = presets.sized_arch(FLAGS.arch, preset)
   seed = common.seeds()[0]
   workdir = common.workdir()
-  run.check_writable(workdir)
+  prepare.check_writable(workdir)
   dataset = datasets.load(FLAGS.dataset, common.data_dir(FLAGS.dataset))
   try:
-    subset = run.class_subset(dataset, FLAGS.num_classes, seed)
+    subset = prepare.class_subset(dataset, FLAGS.num_classes, seed)
   except ValueError as e:
     raise common.FlagError(f'--num_classes: {e}') from None
   with jax.default_matmul_precision(FLAGS.precision):
-    run.pretrain_extractor(arch, subset, workdir, config, seed,
+    prepare.pretrain_extractor(arch, subset, workdir, config, seed,
                            should_stop=common.STOP)
 
 

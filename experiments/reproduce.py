@@ -24,10 +24,12 @@ from absl import flags
 
 from experiments import common
 from experiments.configs import TABLES
+from plr_jax import prepare
 from plr_jax import run
-from plr_jax.io import extractors as extractors_lib
 from plr_jax.eval import plots
 from plr_jax.eval import results as results_lib
+from plr_jax.io import extractors as extractors_lib
+from plr_jax.io import workdir as workdir_lib
 from plr_jax.train import replay_kinds
 
 common.define_run_flags()
@@ -119,17 +121,18 @@ def run_rows(title: str, rows, only=(), fmt: str = 'png',
             f'--extractor_dirs: {given} was pretrained on {classes} '
             f'classes; {row.run_id} needs {row.config.extractor_classes}')
   workdir = common.workdir()
-  run.check_writable(workdir)
+  table = workdir_lib.Workdir(workdir)
+  prepare.check_writable(workdir)
   mesh = common.mesh()
   for row in rows:
     if only and row.run_id not in only:
       continue
-    run.log(f'== {title}: {row.run_id}')
+    prepare.log(f'== {title}: {row.run_id}')
     extractor_dir = None
     if row.config.extractor is not None:
       extractor_dir = (extractors or {}).get(row.config.arch.name) or (
-          os.path.join(workdir, f'extractor_{row.config.extractor_id()}'))
-    run.run(row.config, os.path.join(workdir, row.run_id),
+          table.shared_extractor(row.config.extractor_id()))
+    run.run(row.config, table.row(row.run_id).root,
             data_dir=common.run_data_dir(row.config),
             extractor_dir=extractor_dir, mesh=mesh,
             should_stop=common.STOP)

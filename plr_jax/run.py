@@ -15,30 +15,26 @@ refused. Progress lines go to stderr.
 import dataclasses
 import json
 import os
-import sys
 import time
 
 import jax
 import numpy as np
 
 from plr_jax import config as config_lib
+from plr_jax import prepare
 from plr_jax.data import datasets as data_lib
 from plr_jax.data import features as features_lib
 from plr_jax.eval import mfid as mfid_lib
 from plr_jax.eval import results as results_lib
 from plr_jax.io import atomic
 from plr_jax.io import checkpoint
-from plr_jax.io import extractors
 from plr_jax.io import interrupts
 from plr_jax.io import lock
 from plr_jax.io import machine
 from plr_jax.io import workdir as workdir_lib
 from plr_jax.io import logs as logs_lib
 from plr_jax.io import progress as progress_lib
-from plr_jax.models import arch as arch_lib
-from plr_jax.models import init as model_init
 from plr_jax.train import continual
-from plr_jax.train import pretrain as pretrain_lib
 from plr_jax.train import replay_kinds
 from plr_jax.train import sharding
 from plr_jax.train import strategy as strategy_lib
@@ -47,185 +43,6 @@ from plr_jax.train import strategy as strategy_lib
 
 class WorkdirWriteError(RuntimeError):
   """Writing in the workdir failed during the run (e.g. the disk is full)."""
-
-
-def log(message: str) -> None:
-  print(message, file=sys.stderr, flush=True)
-
-
-def check_writable(directory: str) -> None:
-  """ValueError unless `directory` exists writable, or could be created
-  (its nearest existing ancestor is a writable directory). Creates nothing."""
-  path = os.path.abspath(directory)
-  while not os.path.exists(path):
-    parent = os.path.dirname(path)
-    if parent == path:
-      break
-    path = parent
-  if not os.path.isdir(path) or not os.access(path, os.W_OK | os.X_OK):
-    raise ValueError(f'workdir {directory} is not writable ({path} is not '
-                     'a writable directory)')
-
-
-def recorded_config(workdir: str) -> dict | None:
-  """The identity of the run recorded in `workdir`, or None."""
-  path = workdir_lib.Workdir(workdir).config_file
-  if not os.path.isfile(path):
-    return None
-  with open(path) as fh:
-    return json.load(fh)
-
-
-def check_workdir_config(workdir: str, config: config_lib.RunConfig) -> None:
-  """ValueError if `workdir` holds a run of another configuration.
-
-  A field that did not exist when the workdir's run was recorded counts as
-  equal when this run has it at its default value."""
-  theirs = recorded_config(workdir)
-  if theirs is None:
-    return
-  ours = config.identity()
-  theirs = config_lib.identity_of(config_lib.fill_defaults(theirs, config))
-  if theirs != ours:
-    differ = _differences(theirs, ours)
-    if [k for k, _, _ in differ] == ['seeds']:
-      there, now = (','.join(map(str, v)) for v in (theirs['seeds'],
-                                                    ours['seeds']))
-      raise ValueError(
-          f'workdir {workdir} holds a run of seeds {there}, not {now}: a '
-          "run's seeds are fixed when it starts (vmapped seeds share one "
-          'program and checkpoint); run the other seeds in another workdir')
-    shown = ', '.join(f'{k}: {a} there, {b} now' for k, a, b in differ[:3])
-    raise ValueError(f'workdir {workdir} holds a run of another '
-                     f'configuration ({shown}); use another workdir or the '
-                     'same configuration')
-
-
-def check_workdir_data(workdir: str, dataset: data_lib.Dataset,
-                       ours: str) -> None:
-  """ValueError if `workdir` holds a run on other data than `dataset`, whose
-  `Dataset.fingerprint` is `ours` (workdirs from before the check pass)."""
-  path = workdir_lib.Workdir(workdir).data_file
-  if not os.path.isfile(path):
-    return
-  with open(path) as fh:
-    theirs = json.load(fh)
-  if theirs.get('fingerprint') != ours:
-    raise ValueError(
-        f'workdir {workdir} holds a run on other {dataset.name} data '
-        f'(fingerprint {theirs.get("fingerprint")} there, {ours} now, read '
-        f'from {dataset.source}); give the data it was run on or use another '
-        'workdir')
-
-
-def _differences(a, b, prefix=''):
-  if isinstance(a, dict) and isinstance(b, dict):
-    out = []
-    for k in sorted(set(a) | set(b)):
-      out += _differences(a.get(k), b.get(k), f'{prefix}{k}.')
-    return out
-  if a != b:
-    return [(prefix.rstrip('.'), json.dumps(a), json.dumps(b))]
-  return []
-
-
-def load_datasets(config: config_lib.RunConfig, data_dir: str | None,
-                  extractor_dir: str | None):
-  """The run's dataset, and CIFAR-10 if an extractor must be pretrained.
-
-  Every missing dataset is named in one `DatasetNotFoundError`.
-  """
-  names = [config.dataset]
-  if (config.extractor is not None and config.extractor_classes
-      and not _has_extractor(extractor_dir)
-      and config.dataset != 'cifar10'):
-    names.append('cifar10')
-  found, missing = {}, []
-  for name in names:
-    try:
-      found[name] = data_lib.load(name, data_dir)
-    except data_lib.DatasetNotFoundError as e:
-      missing.append(str(e))
-  if missing:
-    raise data_lib.DatasetNotFoundError('; '.join(missing))
-  return found[config.dataset], found.get('cifar10', found[config.dataset])
-
-
-def _has_extractor(directory: str | None) -> bool:
-  return bool(directory) and os.path.isfile(
-      os.path.join(directory, 'meta.json'))
-
-
-def pretrain_extractor(arch: arch_lib.ArchConfig, dataset: data_lib.Dataset,
-                       directory: str, pretrain: pretrain_lib.PretrainConfig,
-                       seed: int,
-                       should_stop: interrupts.StopCheck | None = None):
-  """Pretrains on `dataset`, saves the extractor, returns (variables, meta).
-
-  The state is saved after every epoch in `directory/pretrain_state/`; a
-  rerun with the same arguments continues after the last saved epoch (and
-  more epochs extend a finished-but-shorter pretraining kept there)."""
-  start = time.perf_counter()
-  pretrain = dataclasses.replace(
-      pretrain, batch_size=min(pretrain.batch_size, len(dataset.train_labels)))
-  log(f'pretraining the {arch.name} extractor on {dataset.name} '
-      f'({len(np.unique(dataset.train_labels))} classes, {pretrain.epochs} '
-      f'epochs, augment={pretrain.augment})')
-  checkpoints = checkpoint.EpochCheckpointer(
-      os.path.join(directory, 'pretrain_state'))
-  def on_epoch(epoch, loss):
-    log(f'  pretrain epoch {epoch}/{pretrain.epochs} | loss {loss:.4f} | '
-        f'{time.perf_counter() - start:.0f}s')
-  variables, accuracy, wall_time = pretrain_lib.pretrain(
-      arch, dataset, pretrain, seed, on_epoch, checkpoints, should_stop)
-  meta = {'arch': arch.name, 'dataset': dataset.name, 'data': dataset.label,
-          'classes': np.unique(dataset.train_labels).tolist(),
-          'epochs': pretrain.epochs, 'augment': pretrain.augment,
-          'crop_padding': pretrain.crop_padding,
-          'conv_backward': pretrain.conv_backward, 'seed': seed,
-          'test_accuracy': accuracy, 'wall_time_s': wall_time,
-          'data_fingerprint': dataset.fingerprint(),
-          'provenance': machine.provenance()}
-  fp = extractors.save_extractor(directory, arch, variables, meta)
-  log(f'saved extractor {fp} to {directory} (test accuracy '
-      f'{100 * accuracy:.1f}%)')
-  return extractors.load_extractor(directory, arch)
-
-
-def class_subset(dataset: data_lib.Dataset, num_classes: int,
-                 seed: int) -> data_lib.Dataset:
-  """The first `num_classes` classes of a seeded permutation (Figure 4)."""
-  total = dataset.num_classes
-  if not 1 <= num_classes <= total:
-    raise ValueError(f'the class count must be in 1..{total} for '
-                     f'{dataset.name}, got {num_classes}')
-  if num_classes == total:
-    return dataset
-  order = continual.class_order(seed, total, 'seeded')
-  return dataset.subset(np.sort(order[:num_classes]))
-
-
-def get_extractor(config: config_lib.RunConfig, directory: str,
-                  cifar10: data_lib.Dataset,
-                  should_stop: interrupts.StopCheck | None = None):
-  """Loads the extractor in `directory`, or makes one there: pretrained on
-  `config.extractor_classes` CIFAR-10 classes, or (0 classes) randomly
-  initialised."""
-  arch = config.arch
-  if _has_extractor(directory):
-    variables, meta = extractors.load_extractor(directory, arch)
-    log(f'using extractor {meta["fingerprint"]} from {directory}')
-    return variables, meta
-  if config.extractor_classes == 0:
-    variables = model_init.init_classifier(arch, jax.random.key(0))
-    extractors.save_extractor(directory, arch, variables,
-                              {'arch': arch.name, 'classes': [],
-                               'pretrained': False})
-    return extractors.load_extractor(directory, arch)
-  subset = class_subset(cifar10, config.extractor_classes,
-                        config.extractor_seed)
-  return pretrain_extractor(arch, subset, directory, config.extractor,
-                            config.extractor_seed, should_stop)
 
 
 def run(config: config_lib.RunConfig, workdir: str, *,
@@ -253,17 +70,17 @@ def run(config: config_lib.RunConfig, workdir: str, *,
     continual.NonFiniteLossError: a loss became NaN or infinite.
   """
   program_start = time.perf_counter()
-  check_writable(workdir)
+  prepare.check_writable(workdir)
   paths = workdir_lib.Workdir(workdir)
-  check_workdir_config(workdir, config)
+  prepare.check_workdir_config(workdir, config)
   cont = config.continual
   sharding.check_divisible(mesh, batch_size=cont.batch_size,
                            replay_size=cont.replay_size)
   extractor_dir = extractor_dir or paths.extractor
-  dataset, cifar10 = load_datasets(config, data_dir, extractor_dir)
+  dataset, cifar10 = prepare.load_datasets(config, data_dir, extractor_dir)
   # Hashing the arrays takes a while for CIFAR: once per program.
   data_fingerprint = dataset.fingerprint()
-  check_workdir_data(workdir, dataset, data_fingerprint)
+  prepare.check_workdir_data(workdir, dataset, data_fingerprint)
   try:
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:
@@ -272,8 +89,8 @@ def run(config: config_lib.RunConfig, workdir: str, *,
   try:
     with lock.hold(workdir, jax.process_index()):
       # Checked again under the lock: another process may have written.
-      check_workdir_config(workdir, config)
-      check_workdir_data(workdir, dataset, data_fingerprint)
+      prepare.check_workdir_config(workdir, config)
+      prepare.check_workdir_data(workdir, dataset, data_fingerprint)
       atomic.write_json(paths.config_file,
                                    config.identity())
       atomic.write_json(
@@ -329,7 +146,7 @@ def _run(program: _Program, dataset, cifar10, extractor_dir: str,
   cont = program.config.continual
   inputs = _inputs(program, dataset, cifar10, extractor_dir)
   if replay_kinds.get(cont.replay).replays:
-    log(_strategy_line(program.config))
+    prepare.log(_strategy_line(program.config))
   seeds = list(program.config.seeds)
   batched = program.config.loop.vmap_seeds and len(seeds) > 1
   groups = [seeds] if batched else [[s] for s in seeds]
@@ -371,7 +188,7 @@ def _inputs(program: _Program, dataset, cifar10,
     test = data_lib.normalise(dataset.test_images, mean, std)
   else:
     start = time.perf_counter()
-    extractor, extractor_meta = get_extractor(
+    extractor, extractor_meta = prepare.get_extractor(
         program.config, extractor_dir, cifar10, program.should_stop)
     pretrain_s = time.perf_counter() - start
     train, test = features_lib.cached_features(
@@ -393,15 +210,15 @@ def _run_group(program: _Program, group: list[int], inputs: _Inputs,
   label = (f'[seed{"s" if len(group) > 1 else ""} '
            f'{",".join(str(s) for s in group)}]')
   group_dir = program.paths.checkpoints(group)
-  done_path = os.path.join(group_dir, 'records.json')
+  done_path = program.paths.records(group)
   if os.path.isfile(done_path):
     with open(done_path) as fh:
       records = json.load(fh)
-    log(f'{label} finished in an earlier run: using {done_path}')
+    prepare.log(f'{label} finished in an earlier run: using {done_path}')
     progress.skip(cont.num_tasks * cont.iters_per_task)
     return records, reference
   if config.mfid and reference is None:
-    log(f'training the mFID reference classifier '
+    prepare.log(f'training the mFID reference classifier '
         f'({config.mfid.reference_epochs} epochs, all classes)')
     reference = mfid_lib.train_reference(
         config.arch, *inputs.train, seed=0,
@@ -436,7 +253,7 @@ def _hooks(program: _Program, label: str, group: list[int],
   cont = program.config.continual
 
   def on_resume(task, done):
-    log(f'{label} resuming from task {task}, iteration {done} '
+    prepare.log(f'{label} resuming from task {task}, iteration {done} '
         f'(checkpoint in {program.paths.checkpoints(group)})')
     progress.skip((task - 1) * cont.iters_per_task + done, whole_run=False)
     metrics_log.resume(task, done)
@@ -469,7 +286,7 @@ def _seed_record(program: _Program, seed: int, result: continual.Result,
         jax.random.fold_in(jax.random.key(seed), 0xF1D),
         program.config.mfid.samples)
   record['wall_time_s'] = elapsed
-  log(f'[seed {seed}] average accuracy '
+  prepare.log(f'[seed {seed}] average accuracy '
       f'{100 * result.average_accuracy:.2f}%'
       + (f', mFID {record["mfid"]:.1f}' if 'mfid' in record else ''))
   return record
@@ -499,7 +316,7 @@ def _write_record(program: _Program, per_seed: list[dict], inputs: _Inputs,
   timing['extractor_this_program_s'] = inputs.pretrain_s
   timing['program_s'] = time.perf_counter() - program.start
   results_lib.write(program.paths.root, record)
-  log(f'{record["strategy_name"]}: {100 * record["average_accuracy_mean"]:.2f}'
+  prepare.log(f'{record["strategy_name"]}: {100 * record["average_accuracy_mean"]:.2f}'
       f'% +- {100 * record["average_accuracy_sem"]:.2f}% over '
       f'{len(config.seeds)} seed(s); wrote {program.paths.results_json}')
   return record

@@ -8,7 +8,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, 'plr_jax')
 # A module may import its own package and the packages of lower layers.
 LAYERS = {'models': 0, 'data': 1, 'io': 1, 'train': 2, 'eval': 3,
-          'config': 4, 'run': 5}
+          'config': 4, 'prepare': 5, 'run': 6}
 
 
 def _modules():

@@ -23,6 +23,7 @@ import numpy as np
 
 from plr_jax.eval import results as results_lib
 from plr_jax.io import atomic
+from plr_jax.io import workdir as workdir_lib
 
 FORMATS = ('png', 'pdf')
 _DATASETS = {'cifar100': 'split CIFAR-100', 'cifar10': 'split CIFAR-10',
@@ -34,7 +35,7 @@ def load_runs(workdirs: list[str]) -> list[dict]:
   finished continual run)."""
   runs = []
   for workdir in workdirs:
-    path = os.path.join(workdir, 'results.json')
+    path = workdir_lib.Workdir(workdir).results_json
     if not os.path.isfile(path):
       raise ValueError(f'no results.json in {workdir}')
     with open(path) as fh:
@@ -197,9 +198,9 @@ def _sem(curves: np.ndarray) -> np.ndarray:
 
 def table_figures(workdir: str, rows, fmt: str = 'png') -> list[str]:
   """`plot` of a table's finished rows into `WORKDIR/figures/`."""
-  finished = [os.path.join(workdir, row.run_id) for row in rows
-              if os.path.isfile(os.path.join(workdir, row.run_id,
-                                             'results.json'))]
+  table = workdir_lib.Workdir(workdir)
+  finished = [table.row(row.run_id).root for row in rows
+              if os.path.isfile(table.row(row.run_id).results_json)]
   if not finished:
     return []
-  return plot(load_runs(finished), os.path.join(workdir, 'figures'), (fmt,))
+  return plot(load_runs(finished), table.figures, (fmt,))

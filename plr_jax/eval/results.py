@@ -192,7 +192,7 @@ def write_table(workdir: str, title: str, rows) -> dict:
            '|---|---|---|---|---|---|---|---|---|']
   summary = []
   for row in rows:
-    path = os.path.join(workdir, row.run_id, 'results.json')
+    path = workdir_lib.Workdir(workdir).row(row.run_id).results_json
     record = None
     if os.path.isfile(path):
       with open(path) as fh:
@@ -236,7 +236,8 @@ def write_table(workdir: str, title: str, rows) -> dict:
   done = [s for s in summary if s['ours'] is not None]
   lines = comparability(done) + lines
   table = {'title': title, 'rows': summary}
-  atomic.write_json(os.path.join(workdir, 'results.json'), table)
-  atomic.write_text(os.path.join(workdir, 'results.md'), '\n'.join(lines))
+  paths = workdir_lib.Workdir(workdir)
+  atomic.write_json(paths.results_json, table)
+  atomic.write_text(paths.results_md, '\n'.join(lines))
   return table
 

@@ -4,10 +4,15 @@
   WORKDIR/data.json              the data's fingerprint
   WORKDIR/extractor/             an extractor pretrained by the run
   WORKDIR/features/              the feature cache
-  WORKDIR/checkpoints/seeds_*/   each seed group's checkpoints and records
+  WORKDIR/checkpoints/seeds_*/   each seed group's checkpoints, and its
+                                 records.json once it finished
   WORKDIR/logs/seed_*/           metrics and accuracies as they happen
   WORKDIR/results.json, .md      the record
   WORKDIR/.lock[.i]              the lock of the process writing there
+
+A table's directory (`experiments.reproduce`) holds one run directory per
+row (`row(run_id)`), the extractors its rows share
+(`shared_extractor(id)`), its own results.json and .md, and `figures/`.
 """
 
 import dataclasses
@@ -47,6 +52,22 @@ class Workdir:
   @property
   def results_md(self) -> str:
     return os.path.join(self.root, 'results.md')
+
+  @property
+  def figures(self) -> str:
+    return os.path.join(self.root, 'figures')
+
+  def shared_extractor(self, extractor_id: str) -> str:
+    """An extractor a table's rows share (pretrained there once)."""
+    return os.path.join(self.root, f'extractor_{extractor_id}')
+
+  def row(self, run_id: str) -> 'Workdir':
+    """The run directory of a table's row."""
+    return Workdir(os.path.join(self.root, run_id))
+
+  def records(self, seeds: Sequence[int]) -> str:
+    """The per-seed records of the seed group `seeds`, once it finished."""
+    return os.path.join(self.checkpoints(seeds), 'records.json')
 
   def checkpoints(self, seeds: Sequence[int]) -> str:
     """The checkpoint directory of the seed group `seeds`."""
