@@ -106,6 +106,16 @@ def run_rows(title: str, rows, only=(), fmt: str = 'png',
   writes the table and its figures. A row with an extractor uses the one
   `extractors` gives for its architecture, or pretrains one in
   WORKDIR/extractor_<id>/ shared by the rows that need the same."""
+  rows = finished_rows(rows, only, extractors)
+  run_each(title, rows, only, extractors)
+  workdir = common.workdir()
+  results_lib.write_table(workdir, title, rows)
+  plots.table_figures(workdir, rows, fmt)
+
+
+def finished_rows(rows, only=(), extractors: dict[str, str] | None = None):
+  """`rows` with the binary's flags applied (`common.finish`), after
+  checking the given extractors against the rows that will use them."""
   rows = [dataclasses.replace(row, config=common.finish(row.config))
           for row in rows]
   for row in rows:
@@ -120,6 +130,12 @@ def run_rows(title: str, rows, only=(), fmt: str = 'png',
         raise common.FlagError(
             f'--extractor_dirs: {given} was pretrained on {classes} '
             f'classes; {row.run_id} needs {row.config.extractor_classes}')
+  return rows
+
+
+def run_each(title: str, rows, only=(),
+             extractors: dict[str, str] | None = None) -> None:
+  """Runs each row (those in `only`, if given) in WORKDIR/<run id>/."""
   workdir = common.workdir()
   table = workdir_lib.Workdir(workdir)
   prepare.check_writable(workdir)
@@ -136,8 +152,6 @@ def run_rows(title: str, rows, only=(), fmt: str = 'png',
             data_dir=common.run_data_dir(row.config),
             extractor_dir=extractor_dir, mesh=mesh,
             should_stop=common.STOP)
-  results_lib.write_table(workdir, title, rows)
-  plots.table_figures(workdir, rows, fmt)
 
 
 if __name__ == '__main__':

@@ -357,6 +357,7 @@ _OWN_FLAGS = {
     'import_extractor': ('--checkpoint', '--dest', '--arch'),
     'download': ('--data_dir', '--datasets'),
     'probe_extractor': ('--extractor_dir', '--data_dir', '--steps', '--out'),
+    'search': ('--protocol', '--grid', '--named', '--list', '--rows'),
 }
 
 

@@ -14,6 +14,7 @@ The command line is `python -m experiments.plots`.
 
 import json
 import os
+import textwrap
 
 import matplotlib
 matplotlib.use('Agg')
@@ -179,6 +180,45 @@ def accuracy_vs_r(runs: list[dict], names: list[str]):
   ax.set_title(_datasets(runs) + _not_comparable(runs), fontsize=9)
   _legend_outside(ax, len(runs))
   return fig
+
+
+def pareto_figure(rows: list[dict], stem: str, title_text: str,
+                  formats=FORMATS) -> list[str]:
+  """A search's accuracy (mean +- SEM) against R (exact), one point per
+  strategy (`eval.search.summarise` rows): the Pareto front joined by a
+  line, the paper's strategies, IR and the named rules marked and labelled,
+  grid points small and unlabelled (readable with 70 of them)."""
+  fig, ax = plt.subplots(figsize=(7.5, 5))
+  styles = {'grid': dict(marker='o', s=14, color='0.6', zorder=2),
+            'rule': dict(marker='D', s=36, color='tab:blue', zorder=3),
+            'paper': dict(marker='*', s=110, color='tab:red', zorder=4),
+            'ir': dict(marker='s', s=50, color='black', zorder=4)}
+  names = {'grid': 'grid', 'rule': "authors' rules", 'paper': "the paper's",
+           'ir': 'IR'}
+  for origin, style in styles.items():
+    chosen = [r for r in rows if r['origin'] == origin]
+    if not chosen:
+      continue
+    x = [100 * r['r_exact'] for r in chosen]
+    y = [100 * r['accuracy'] for r in chosen]
+    ax.errorbar(x, y, yerr=[100 * r['accuracy_sem'] for r in chosen],
+                fmt='none', ecolor=style['color'], alpha=0.5, zorder=1)
+    ax.scatter(x, y, label=names[origin], **style)
+    if origin != 'grid':
+      for r, xi, yi in zip(chosen, x, y):
+        ax.annotate(r['name'], (xi, yi), textcoords='offset points',
+                    xytext=(4, 4), fontsize=7)
+  front = sorted((r for r in rows if r['pareto']), key=lambda r: r['r_exact'])
+  if front:
+    ax.step([100 * r['r_exact'] for r in front],
+            [100 * r['accuracy'] for r in front], where='post',
+            color='tab:green', linewidth=1, label='Pareto front', zorder=1)
+  ax.set_xlabel('R (exact): replay cost relative to IR, %')
+  ax.set_ylabel('average accuracy after the last task, %')
+  ax.set_title('\n'.join(textwrap.wrap(title_text, 90)), fontsize=9)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8, loc='lower right')
+  return _save(fig, stem, formats)
 
 
 def _save(fig, stem: str, formats) -> list[str]:

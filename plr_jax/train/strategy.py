@@ -140,6 +140,27 @@ def named_strategy(name: str, arch: 'str | arch_lib.ArchConfig') -> Strategy:
   return validate_strategy(fractions)
 
 
+def simplex_grid(num_levels: int, step: float) -> list[Strategy]:
+  """Every strategy whose fractions are multiples of `step` (which must
+  divide 1), IR first, then in lexicographic order of the fractions from
+  level 0 down: for 2 levels and 0.25, [1, 0], [0.75, 0.25], ... [0, 1]."""
+  parts = round(1.0 / step) if step > 0 else 0
+  if parts < 1 or abs(parts * step - 1.0) > 1e-9:
+    raise ValueError(f'grid step must divide 1 (0.5, 0.25, 0.1, ...), got '
+                     f'{step:g}')
+  out = []
+
+  def fill(prefix, left):
+    if len(prefix) == num_levels - 1:
+      out.append(tuple(prefix) + (left,))
+      return
+    for k in range(left, -1, -1):
+      fill(prefix + [k], left - k)
+
+  fill([], parts)
+  return [tuple(k / parts for k in counts) for counts in out]
+
+
 def internal_replay(num_levels: int) -> Strategy:
   """IR: the whole replay batch at level 0."""
   return (1.0,) + (0.0,) * (num_levels - 1)

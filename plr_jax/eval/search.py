@@ -1,0 +1,162 @@
+"""A strategy search's results: each strategy's accuracy against IR on the
+same seeds, its replay cost, and the Pareto front of accuracy against cost
+(`experiments.search`)."""
+
+import dataclasses
+import json
+import os
+
+import jax
+import numpy as np
+
+from plr_jax.eval import accuracy as evaluation
+from plr_jax.io import atomic
+from plr_jax.io import workdir as workdir_lib
+from plr_jax.models import arch as arch_lib
+from plr_jax.models import init as model_init
+from plr_jax.train import optim
+from plr_jax.train import replay as replay_lib
+from plr_jax.train import steps
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+  """One strategy of a search.
+
+  Attributes:
+    run_id: its run directory's name.
+    name: what tables call it ("IR", a rule's name, or its fractions).
+    strategy: the fractions per level.
+    origin: "ir", "rule", "grid" or "paper" (one of the paper's strategies
+      for this protocol and architecture).
+  """
+  run_id: str
+  name: str
+  strategy: tuple[float, ...]
+  origin: str
+
+
+def replay_flops(arch: arch_lib.ArchConfig, strategy, replay_size: int
+                 ) -> float:
+  """XLA's FLOP count of the classifier's replay update alone (the replay
+  slices at their levels, forward and backward, and the gated Adam step)
+  for one replay batch: what a strategy changes in an iteration's cost."""
+  tx = optim.adam()
+  step = steps.make_classifier_step(arch, tx, strategy, replay_size,
+                                    with_current=False, jit=False)
+  keys = jax.random.split(jax.random.key(0), arch.num_levels + 1)
+  replay = replay_lib.ReplayBatch(
+      levels=tuple(jax.random.normal(k, (replay_size, d))
+                   for k, d in zip(keys, arch.level_dims)),
+      logits=jax.random.normal(keys[-1], (replay_size, arch.num_classes)))
+  params = {k: v for k, v in model_init.init_classifier(
+      arch, jax.random.key(0))['params'].items() if k != 'extractor'}
+  state = steps.TrainState.create(params, tx)
+  info = steps.task_info(2, np.arange(arch.num_classes),
+                         2 if arch.num_classes % 2 == 0 else 1)
+  compiled = jax.jit(lambda s, r: step(s, None, r, info)).lower(
+      state, replay).compile()
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, list) else cost
+  return float(cost['flops'])
+
+
+def pareto_front(costs, accuracies) -> list[bool]:
+  """Whether each point is on the front of lower cost and higher accuracy:
+  no other point is at least as cheap and at least as accurate, and better
+  in one of the two."""
+  costs, accuracies = np.asarray(costs), np.asarray(accuracies)
+  front = []
+  for c, a in zip(costs, accuracies):
+    dominated = np.any((costs <= c) & (accuracies >= a)
+                       & ((costs < c) | (accuracies > a)))
+    front.append(not bool(dominated))
+  return front
+
+
+def paired_difference(record: dict, ir_record: dict) -> tuple[float, float]:
+  """Mean and SEM over the seeds both ran of (accuracy - IR's accuracy)."""
+  ir = {s['seed']: s['average_accuracy'] for s in ir_record['per_seed']}
+  diffs = [s['average_accuracy'] - ir[s['seed']] for s in record['per_seed']
+           if s['seed'] in ir]
+  if not diffs:
+    return float('nan'), float('nan')
+  return evaluation.mean_and_sem(diffs)
+
+
+def summarise(candidates: list[Candidate], records: dict, flops: dict
+              ) -> list[dict]:
+  """One row per finished candidate (`records`: run id -> results.json),
+  ranked by accuracy, with the paired difference to IR, R, the measured
+  replay FLOPs, wall time and whether it is on the Pareto front of accuracy
+  against R (exact)."""
+  ir = next((records[c.run_id] for c in candidates
+             if c.origin == 'ir' and c.run_id in records), None)
+  rows = []
+  for c in candidates:
+    record = records.get(c.run_id)
+    if record is None:
+      continue
+    diff = paired_difference(record, ir) if ir else (float('nan'),) * 2
+    rows.append({
+        'run_id': c.run_id, 'name': c.name, 'origin': c.origin,
+        'strategy': list(c.strategy),
+        'accuracy': record['average_accuracy_mean'],
+        'accuracy_sem': record['average_accuracy_sem'],
+        'vs_ir': diff[0], 'vs_ir_sem': diff[1],
+        'seeds': record['seeds'],
+        'r_paper': record['r_paper'], 'r_exact': record['r_exact'],
+        'replay_flops': flops.get(c.run_id),
+        'wall_time_s': record['timing']['wall_time_s']})
+  front = pareto_front([r['r_exact'] for r in rows],
+                       [r['accuracy'] for r in rows])
+  for row, on in zip(rows, front):
+    row['pareto'] = on
+  rows.sort(key=lambda r: -r['accuracy'])
+  return rows
+
+
+def _pct(value, sem=None, signed=False) -> str:
+  if value is None or not np.isfinite(value):
+    return '-'
+  text = f'{100 * value:+.1f}' if signed else f'{100 * value:.1f}'
+  return text + ('' if sem is None else f' +- {100 * sem:.1f}')
+
+
+def write(workdir: str, title: str, rows: list[dict], pending: list[str],
+          lines_before: list[str]) -> None:
+  """`results.md` (the ranking) and `results.json` of a search."""
+  lines = [f'# {title}', ''] + lines_before + [
+      '| rank | strategy | fractions | origin | accuracy | vs IR (paired) '
+      '| R (paper) | R (exact) | replay GFLOP | wall time | front |',
+      '|---|---|---|---|---|---|---|---|---|---|---|']
+  for rank, r in enumerate(rows, 1):
+    gflop = (f'{r["replay_flops"] / 1e9:.3g}' if r['replay_flops']
+             else '-')
+    lines.append(
+        f'| {rank} | {r["name"]} | '
+        f'{", ".join(f"{f:.3g}" for f in r["strategy"])} | {r["origin"]} | '
+        f'{_pct(r["accuracy"], r["accuracy_sem"])}% | '
+        f'{_pct(r["vs_ir"], r["vs_ir_sem"], signed=True)} | '
+        f'{100 * r["r_paper"]:.1f}% | {100 * r["r_exact"]:.1f}% | {gflop} | '
+        f'{r["wall_time_s"] / 60:.1f} min | {"yes" if r["pareto"] else ""} |')
+  lines += ['', 'vs IR: the mean over the seeds both ran of the accuracy '
+            "difference to IR, +- its SEM. Front: no other strategy is at "
+            'least as accurate at no more R (exact). Replay GFLOP: XLA\'s '
+            "count for the classifier's update from one replay batch.", '']
+  if pending:
+    lines += [f'Not finished yet ({len(pending)}): ' + ', '.join(pending),
+              '']
+  paths = workdir_lib.Workdir(workdir)
+  atomic.write_text(paths.results_md, '\n'.join(lines))
+  atomic.write_json(paths.results_json,
+                    {'title': title, 'rows': rows, 'pending': pending})
+
+
+def load(workdir: str, run_id: str) -> dict | None:
+  """A candidate's `results.json`, or None while it has not finished."""
+  path = workdir_lib.Workdir(workdir).row(run_id).results_json
+  if not os.path.isfile(path):
+    return None
+  with open(path) as fh:
+    return json.load(fh)

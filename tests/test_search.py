@@ -1,0 +1,105 @@
+"""The strategy search: its grid, ranking, Pareto front and paired
+differences, and `experiments.search` end to end on tiny runs."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from plr_jax.eval import search
+from plr_jax.models import arch as arch_lib
+from plr_jax.train import strategy
+from tests import binaries
+from tests import fake_data
+
+
+def test_simplex_grid_covers_the_simplex_once():
+  two = strategy.simplex_grid(2, 0.1)
+  assert len(two) == 11 and two[0] == (1.0, 0.0) and two[-1] == (0.0, 1.0)
+  # The paper's fractions come out exactly (the same run ids).
+  assert (0.3, 0.7) in two and (0.7, 0.3) in two
+  three = strategy.simplex_grid(3, 0.25)
+  assert len(three) == 15 == len(set(three))  # C(4 + 2, 2)
+  assert all(abs(sum(s) - 1) < 1e-12 for s in three)
+  assert len(strategy.simplex_grid(3, 0.1)) == 66
+  with pytest.raises(ValueError, match='grid step must divide 1'):
+    strategy.simplex_grid(2, 0.3)
+
+
+def test_pareto_front():
+  costs = [1.0, 0.9, 0.8, 0.7, 0.85]
+  accuracies = [0.70, 0.71, 0.69, 0.60, 0.69]
+  # 0.85 at 0.69 is dominated by 0.8 at 0.69; 1.0 at 0.70 by 0.9 at 0.71.
+  assert search.pareto_front(costs, accuracies) == [False, True, True, True,
+                                                    False]
+  assert search.pareto_front([1.0, 1.0], [0.5, 0.5]) == [True, True]
+
+
+def _record(seeds, accuracies):
+  return {'per_seed': [{'seed': s, 'average_accuracy': a}
+                       for s, a in zip(seeds, accuracies)]}
+
+
+def test_paired_difference_uses_the_seeds_both_ran():
+  ir = _record([0, 1, 2], [0.70, 0.60, 0.65])
+  other = _record([0, 1, 3], [0.72, 0.61, 0.99])
+  mean, sem = search.paired_difference(other, ir)
+  assert mean == pytest.approx(0.015)
+  assert sem == pytest.approx(np.std([0.02, 0.01], ddof=1) / np.sqrt(2))
+
+
+def test_replay_flops_fall_with_deeper_replay():
+  arch = arch_lib.get_arch('tiny')
+  ir = search.replay_flops(arch, (1.0, 0.0), 32)
+  deep = search.replay_flops(arch, (0.0, 1.0), 32)
+  assert ir > deep > 0
+
+
+def test_search_binary_runs_ranks_and_resumes(tmp_path):
+  data_dir = str(tmp_path / 'data')
+  fake_data.write_cifar10(data_dir, per_class_train=10, per_class_test=4)
+  workdir = str(tmp_path / 'search')
+  flags = ['--protocol=table1', '--preset=tiny', '--grid=0.5',
+           '--named=false', f'--workdir={workdir}', f'--data_dir={data_dir}',
+           '--seeds=0,1', '--set=data_label=fake']
+  listed, = binaries.run_many([('experiments.search', flags + ['--list'])])
+  assert listed.returncode == 0, listed.stderr[-2000:]
+  lines = listed.stdout.splitlines()
+  assert 'preset tiny, 2 seeds, 2 tasks x 20 iterations' in lines[0]
+  # IR, the paper's three ARCH1 strategies, and the grid's [0, 1] ([1, 0]
+  # and [0.5, 0.5] are already there).
+  ids = [line.split(':')[0] for line in lines[1:-1]]
+  assert ids == ['table1_arch1_ir', 'table1_arch1_0.7_0.3',
+                 'table1_arch1_0.5_0.5', 'table1_arch1_0.3_0.7',
+                 'table1_arch1_0_1'], lines
+  assert 'R (paper) 29.4%' in lines[5] and 'about' in lines[5]
+  assert not os.path.exists(workdir)  # --list runs nothing
+  ran, = binaries.run_many([
+      ('experiments.search',
+       flags + ['--rows=table1_arch1_ir,table1_arch1_0_1'])])
+  assert ran.returncode == 0, ran.stderr[-2000:]
+  table = json.load(open(os.path.join(workdir, 'results.json')))
+  assert [r['run_id'] for r in table['rows']] and len(table['rows']) == 2
+  assert table['pending'] == ['table1_arch1_0.7_0.3', 'table1_arch1_0.5_0.5',
+                              'table1_arch1_0.3_0.7']
+  by_id = {r['run_id']: r for r in table['rows']}
+  ir, deep = by_id['table1_arch1_ir'], by_id['table1_arch1_0_1']
+  assert ir['vs_ir'] == 0 and ir['origin'] == 'ir' and deep['origin'] == 'grid'
+  assert ir['replay_flops'] > deep['replay_flops'] > 0
+  assert deep['r_exact'] < ir['r_exact'] == 1
+  accuracies = [r['accuracy'] for r in table['rows']]
+  assert accuracies == sorted(accuracies, reverse=True)
+  assert deep['pareto']  # the cheapest is never dominated
+  md = open(os.path.join(workdir, 'results.md')).read()
+  assert md.startswith('# Strategy search') and 'Not finished yet (3)' in md
+  assert '**Not comparable with the paper:** tiny preset' in md
+  for fmt in ('png', 'pdf'):
+    assert os.path.getsize(os.path.join(workdir, 'figures', f'pareto.{fmt}'))
+  # Rerun: the finished runs are taken as they are, the table rewritten.
+  again, = binaries.run_many([
+      ('experiments.search',
+       flags + ['--rows=table1_arch1_ir,table1_arch1_0_1'])])
+  assert again.returncode == 0, again.stderr[-2000:]
+  assert 'finished in an earlier run' in again.stderr
+  assert json.load(open(os.path.join(workdir, 'results.json'))) == table
