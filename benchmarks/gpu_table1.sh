@@ -1,6 +1,7 @@
 #!/bin/bash
 # Table 1 on a lent GPU (issue 18, item 6): both 100-epoch JPEG CIFAR-10
-# extractors, then the 8 rows with 3 seeds each. From the repo root:
+# extractors, then the 8 rows and the two lower bounds (no replay) with 3
+# seeds each. From the repo root:
 #   bash benchmarks/gpu_table1.sh OUT_DIR
 # Needs the JPEG tarball and its converter carried beside the tree (`run`'s
 # carry: [".gpu"]); prepare them here once:
@@ -49,7 +50,8 @@ rows() {  # rows ID[,ID...]: experiments.reproduce table1 over those rows
 
 rows table1_arch1_ir & rows table1_arch2_ir & wait
 for id in table1_arch1_0.7_0.3 table1_arch1_0.5_0.5 table1_arch1_0.3_0.7 \
-          table1_arch2_0.5_0.3_0.2 table1_arch2_0.34_0.33_0.33 table1_arch2_0.2_0.3_0.5; do
+          table1_arch2_0.5_0.3_0.2 table1_arch2_0.34_0.33_0.33 table1_arch2_0.2_0.3_0.5 \
+          table1_arch1_none table1_arch2_none; do
   rows $id &
 done
 wait
