@@ -27,7 +27,7 @@ def test_every_kind_module_is_registered_under_its_name():
   modules = sorted(name[:-3] for name in os.listdir(KINDS_DIR)
                    if name.endswith('.py') and name not in ('__init__.py',
                                                             'base.py'))
-  assert modules == sorted(replay_kinds.KINDS) == sorted(
+  assert modules == sorted(replay_kinds.names()) == sorted(
       ['buffer', 'generative', 'images', 'none'])
   for name in modules:
     kind = replay_kinds.get(name)
@@ -37,6 +37,29 @@ def test_every_kind_module_is_registered_under_its_name():
                      "buffer, images, none, got 'tape'"):
     continual.ContinualConfig(arch=TINY, strategy=(1.0, 0.0), num_tasks=2,
                               replay='tape')
+
+
+def test_a_new_kind_is_one_module(tmp_path, monkeypatch):
+  # A module beside the others (here in a second directory of the package's
+  # path) is a kind, found by its name: nothing else to register.
+  (tmp_path / 'echo.py').write_text(
+      'from plr_jax.train.replay_kinds import none\n'
+      'class Echo(none.NoReplay):\n'
+      "  name = 'echo'\n"
+      'KIND = Echo()\n')
+  monkeypatch.setattr(replay_kinds, '__path__',
+                      list(replay_kinds.__path__) + [str(tmp_path)])
+  assert 'echo' in replay_kinds.names()
+  config = continual.ContinualConfig(arch=TINY, strategy=(1.0, 0.0),
+                                     num_tasks=2, replay='echo')
+  assert replay_kinds.get(config.replay).name == 'echo'
+  (tmp_path / 'wrong.py').write_text(
+      'from plr_jax.train.replay_kinds import none\n'
+      'KIND = none.NoReplay()\n')
+  replay_kinds._names.cache_clear()  # pylint: disable=protected-access
+  with pytest.raises(ValueError, match="module wrong holds a kind named "
+                     "'none'"):
+    replay_kinds.get('wrong')
 
 
 @pytest.mark.parametrize('replay, inputs, message', [
