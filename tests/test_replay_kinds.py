@@ -172,3 +172,18 @@ def test_none_run_keeps_nothing_and_forgets():
   # ... and forgotten without replay.
   assert none.accuracy[1, 0] < buffer.accuracy[1, 0] - 0.2, (
       none.accuracy, buffer.accuracy)
+
+
+def test_presets_offer_the_lower_bound():
+  from experiments.configs import fig5, table1, table2  # pylint: disable=g-import-not-at-top
+  t1 = table1.config('arch2', replay='none', preset='tiny')
+  t2 = table2.config('arch1', replay='none', preset='tiny')
+  f5 = fig5.config('none', preset='tiny')
+  assert {c.continual.replay for c in (t1, t2, f5)} == {'none'}
+  assert t2.mfid is None  # no generator to score
+  assert table2.config('arch1', preset='tiny').mfid is not None
+  assert f5.name.startswith('No replay')
+  ids = [row.run_id for row in table1.rows('tiny')]
+  assert ids[-2:] == ['table1_arch1_none', 'table1_arch2_none']
+  with pytest.raises(ValueError, match='replay must be buffer or none'):
+    table1.config('arch1', replay='generative')
