@@ -15,7 +15,6 @@ against the fingerprint in meta.json.
 """
 
 import datetime
-import json
 import os
 
 from absl import flags
@@ -43,17 +42,11 @@ def main():
   for name in ('source', 'dest'):
     if not getattr(FLAGS, name):
       raise common.FlagError(f'--{name} is required')
-  meta_path = os.path.join(FLAGS.source, 'meta.json')
-  if not os.path.isfile(meta_path):
-    raise common.FlagError(f'--source: no finished extractor in '
-                           f'{FLAGS.source} (meta.json missing)')
-  with open(meta_path) as fh:
-    meta = json.load(fh)
   try:
-    arch = extractors.arch_of_extractor(meta)
-    variables, meta = extractors.load_extractor(FLAGS.source, arch)
+    arch, variables, meta = extractors.load_any_extractor(FLAGS.source)
   except extractors.CheckpointError as e:
     raise common.FlagError(f'--source: {e}') from None
+  meta_path = os.path.join(FLAGS.source, 'meta.json')
   made = meta.get('provenance', {})
   meta = {k: v for k, v in meta.items()
           if k not in ('extractor', 'fingerprint', 'provenance')}

@@ -10,9 +10,6 @@ Images are normalised as every run normalises them (the dataset's channel
 mean and std). Prints a table and, with --out, writes it as JSON.
 """
 
-import json
-import os
-
 from absl import flags
 
 from experiments import common
@@ -37,15 +34,9 @@ def main():
     raise common.FlagError('--extractor_dir is required')
   if FLAGS.images < 1 or FLAGS.steps < 1:
     raise common.FlagError('--images and --steps must be positive')
-  meta_path = os.path.join(FLAGS.extractor_dir, 'meta.json')
-  if not os.path.isfile(meta_path):
-    raise common.FlagError(f'--extractor_dir: no extractor in '
-                           f'{FLAGS.extractor_dir} (meta.json missing)')
-  with open(meta_path) as fh:
-    meta = json.load(fh)
   try:
-    arch = extractors.arch_of_extractor(meta)
-    variables, meta = extractors.load_extractor(FLAGS.extractor_dir, arch)
+    arch, variables, meta = extractors.load_any_extractor(
+        FLAGS.extractor_dir)
   except extractors.CheckpointError as e:
     raise common.FlagError(f'--extractor_dir: {e}') from None
   dataset = datasets.load(FLAGS.dataset, FLAGS.data_dir)

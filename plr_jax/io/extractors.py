@@ -56,6 +56,27 @@ def arch_of_extractor(meta: dict) -> arch_lib.ArchConfig:
         f'{meta.get("extractor")!r})') from None
 
 
+def load_any_extractor(directory: str):
+  """Loads whatever extractor `directory` holds, for the architecture its
+  meta.json records.
+
+  Returns:
+    `(arch, variables, meta)` (see `load_extractor`).
+
+  Raises:
+    CheckpointError: no meta.json, no known architecture, or the files do
+      not load.
+  """
+  meta_path = os.path.join(directory, 'meta.json')
+  if not os.path.isfile(meta_path):
+    raise CheckpointError(f'no finished extractor in {directory} '
+                          '(meta.json missing)')
+  with open(meta_path) as fh:
+    arch = arch_of_extractor(json.load(fh))
+  variables, meta = load_extractor(directory, arch)
+  return arch, variables, meta
+
+
 def fingerprint(variables) -> str:
   """A short hash of every array in `variables`, in tree order."""
   digest = hashlib.sha256()
