@@ -134,8 +134,10 @@ def finished_rows(rows, only=(), extractors: dict[str, str] | None = None):
 
 
 def run_each(title: str, rows, only=(),
-             extractors: dict[str, str] | None = None) -> None:
-  """Runs each row (those in `only`, if given) in WORKDIR/<run id>/."""
+             extractors: dict[str, str] | None = None,
+             first_task_dir: str | None = None) -> None:
+  """Runs each row (those in `only`, if given) in WORKDIR/<run id>/; with
+  `first_task_dir`, rows share task 1 where it is the same (`run.run`)."""
   workdir = common.workdir()
   table = workdir_lib.Workdir(workdir)
   prepare.check_writable(workdir)
@@ -151,7 +153,7 @@ def run_each(title: str, rows, only=(),
     run.run(row.config, table.row(row.run_id).root,
             data_dir=common.run_data_dir(row.config),
             extractor_dir=extractor_dir, mesh=mesh,
-            should_stop=common.STOP)
+            should_stop=common.STOP, first_task_dir=first_task_dir)
 
 
 if __name__ == '__main__':

@@ -10,7 +10,12 @@ Runs IR, the paper's strategies for the protocol and architecture, the
 authors' named rules (`--named`, docs/deviations.md) and every strategy of
 a simplex grid (`--grid=0.1`: fractions in steps of 0.1), each in its own
 resumable directory WORKDIR/<run id>/ (seeds vmapped as in every run;
-rerunning the command resumes and skips finished ones). Then writes
+rerunning the command resumes and skips finished ones). Task 1 replays
+nothing, so the strategies share it: the first strategy to finish it leaves
+its state in WORKDIR/first_task/ and the others start from there, with the
+results they would have had alone (`--noshare_first_task`: each trains its
+own; a generator with `--recon_levels=used` learns the strategy's levels in
+task 1 too, and shares nothing). Then writes
 WORKDIR/results.md and results.json ranking them (accuracy +- SEM, the
 paired difference with IR on the same seeds, R paper and exact, XLA's
 replay FLOPs, wall time, the Pareto front of accuracy against R exact) and
@@ -52,6 +57,9 @@ flags.DEFINE_float('grid', 0.0, 'Also every strategy whose fractions are '
                    'multiples of this step (0.5, 0.25, 0.1, ...); 0: none.')
 flags.DEFINE_bool('named', True, "Also the authors' named rules (basic, "
                   'cumulative_weights, total_weights, input_size, layer_idx).')
+flags.DEFINE_bool('share_first_task', True, 'Train task 1 once and start '
+                  'every strategy from it (before the first replay the '
+                  'strategy changes nothing; the results are the same).')
 # --list, --rows, --format and --extractor_dirs are reproduce's, as here.
 flags.adopt_module_key_flags(reproduce)
 flags.adopt_module_key_flags(common)
@@ -204,7 +212,10 @@ def main():
           'level alone; the rest interpolated in R exact; evaluation, '
           'checkpoints and pretraining not included)')
     return
-  reproduce.run_each(title, rows, FLAGS.rows, given)
+  reproduce.run_each(
+      title, rows, FLAGS.rows, given,
+      first_task_dir=(os.path.join(common.workdir(), 'first_task')
+                      if FLAGS.share_first_task else None))
   _write(title, [c for c, _ in pairs], rows)
 
 

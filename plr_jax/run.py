@@ -14,6 +14,7 @@ refused. Progress lines go to stderr.
 
 import dataclasses
 import json
+import math
 import os
 import time
 
@@ -28,6 +29,7 @@ from plr_jax.eval import mfid as mfid_lib
 from plr_jax.eval import results as results_lib
 from plr_jax.io import atomic
 from plr_jax.io import checkpoint
+from plr_jax.io import first_task as first_task_lib
 from plr_jax.io import interrupts
 from plr_jax.io import lock
 from plr_jax.io import machine
@@ -48,7 +50,8 @@ class WorkdirWriteError(RuntimeError):
 def run(config: config_lib.RunConfig, workdir: str, *,
         data_dir: str | None = None, extractor_dir: str | None = None,
         mesh: jax.sharding.Mesh | None = None,
-        should_stop: interrupts.StopCheck | None = None) -> dict:
+        should_stop: interrupts.StopCheck | None = None,
+        first_task_dir: str | None = None) -> dict:
   """Runs `config` in `workdir` and returns its `results.json` record.
 
   Args:
@@ -62,6 +65,11 @@ def run(config: config_lib.RunConfig, workdir: str, *,
     should_stop: polled at the safe points (after every chunk, task and
       pretraining epoch); True checkpoints and raises
       `interrupts.Interrupted` (binaries: SIGINT and SIGTERM).
+    first_task_dir: an `io.first_task.FirstTaskStore` shared by runs that may
+      differ in their strategy only (a search's): a group of seeds starts
+      from its snapshot of the end of task 1 where that has this run's
+      first task, and leaves its own there where none is yet (one process
+      only; ignored in a multi-process run).
 
   Raises:
     ValueError: bad input (a workdir of another run, a missing dataset, an
@@ -98,8 +106,11 @@ def run(config: config_lib.RunConfig, workdir: str, *,
           {'dataset': dataset.name, 'fingerprint': data_fingerprint,
            'source': dataset.source})
       with jax.default_matmul_precision(config.precision):
+        store = (first_task_lib.FirstTaskStore(first_task_dir)
+                 if first_task_dir and jax.process_count() == 1 else None)
         program = _Program(config=config, paths=paths, mesh=mesh,
-                           should_stop=should_stop, start=program_start)
+                           should_stop=should_stop, start=program_start,
+                           first_task=store)
         return _run(program, dataset, cifar10, extractor_dir,
                     data_fingerprint)
   except OSError as e:
@@ -121,12 +132,17 @@ class _Program:
     mesh: the devices every batch is spread over (None: one device).
     should_stop: the stop check (`run`'s argument).
     start: `time.perf_counter()` at the program's start.
+    first_task: where task 1 is shared with other runs (None: nowhere).
+    first_task_key: this run's `first_task_identity` (set once the data and
+      the extractor are known).
   """
   config: config_lib.RunConfig
   paths: workdir_lib.Workdir
   mesh: jax.sharding.Mesh | None
   should_stop: interrupts.StopCheck | None
   start: float
+  first_task: first_task_lib.FirstTaskStore | None = None
+  first_task_key: dict | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,6 +161,11 @@ def _run(program: _Program, dataset, cifar10, extractor_dir: str,
   record."""
   cont = program.config.continual
   inputs = _inputs(program, dataset, cifar10, extractor_dir)
+  if program.first_task is not None:
+    program = dataclasses.replace(program, first_task_key=(
+        first_task_identity(
+            program.config, data_fingerprint,
+            (inputs.extractor_meta or {}).get('fingerprint'))))
   if replay_kinds.get(cont.replay).replays:
     prepare.log(_strategy_line(program.config))
   seeds = list(program.config.seeds)
@@ -225,6 +246,7 @@ def _run_group(program: _Program, group: list[int], inputs: _Inputs,
         epochs=config.mfid.reference_epochs, batch_size=cont.batch_size,
         should_stop=program.should_stop)
   progress.start_run(label)
+  shared_from = _adopt_first_task(program, group, label)
   checkpoints = checkpoint.RunCheckpointer(
       group_dir, config.loop.checkpoint_every, config.loop.checkpoint_min_secs)
   # In a multi-host run the first process writes the logs.
@@ -241,10 +263,58 @@ def _run_group(program: _Program, group: list[int], inputs: _Inputs,
     metrics_log.close()
   # Seeds of a vmapped group share its wall time: each gets an equal part.
   elapsed = (time.perf_counter() - start) / len(group)
-  records = [_seed_record(program, seed, result, reference, inputs, elapsed)
+  records = [_seed_record(program, seed, result, reference, inputs)
              for seed, result in zip(group, results)]
+  for record, result in zip(records, results):
+    record.update(_seed_timing(result, elapsed, len(group)))
+    if shared_from:
+      record['first_task_from'] = shared_from
   atomic.write_json(done_path, records)
   return records, reference
+
+
+def first_task_identity(config: config_lib.RunConfig, data_fingerprint: str,
+                        extractor_fingerprint: str | None) -> dict:
+  """What fixes a run's first task (`io.first_task`): its identity without
+  the strategy (where the replay kind ignores it there), with the data's
+  and the extractor's fingerprints."""
+  identity = config.identity()
+  if not replay_kinds.get(config.continual.replay).strategy_in_first_task(
+      config.continual):
+    identity['continual'].pop('strategy', None)
+  return {'config': identity, 'data': data_fingerprint,
+          'extractor': extractor_fingerprint}
+
+
+def _adopt_first_task(program: _Program, group: list[int], label: str
+                      ) -> str | None:
+  """Starts `group` from the shared snapshot of task 1, where there is one
+  of the same first task and the group has no checkpoint of its own;
+  returns the run directory it was taken from (None: not taken)."""
+  store = program.first_task
+  if store is None or not store.adopt(
+      group, program.first_task_key, program.paths.checkpoints(group),
+      program.paths.logs):
+    return None
+  source = store.source(group)
+  prepare.log(f'{label} task 1 taken from {source} (the same computation: '
+              'the strategies differ from the first replay on)')
+  return source
+
+
+def _keep_first_task(program: _Program, group: list[int]):
+  """The `on_task_end` hook that leaves the group's end of task 1 in the
+  shared store (if it has none yet)."""
+  store = program.first_task
+
+  def on_task_end(task, state):
+    del state
+    if (store is not None and task == 1 and jax.process_index() == 0
+        and not store.has(group)):
+      store.take(group, program.first_task_key,
+                 program.paths.checkpoints(group), program.paths.logs,
+                 source=program.paths.root)
+  return on_task_end
 
 
 def _hooks(program: _Program, label: str, group: list[int],
@@ -267,11 +337,12 @@ def _hooks(program: _Program, label: str, group: list[int],
 
   return continual.Hooks(on_chunk=progress, on_metrics=on_metrics,
                          on_evaluated=on_evaluated, on_resume=on_resume,
+                         on_task_end=_keep_first_task(program, group),
                          should_stop=program.should_stop)
 
 
 def _seed_record(program: _Program, seed: int, result: continual.Result,
-                 reference, inputs: _Inputs, elapsed: float) -> dict:
+                 reference, inputs: _Inputs) -> dict:
   """One seed's entry of `results.json`'s `per_seed` (its mFID computed
   here when the run scores one)."""
   record = {'seed': seed, 'class_order': result.class_order.tolist(),
@@ -285,11 +356,21 @@ def _seed_record(program: _Program, seed: int, result: continual.Result,
         sharding.to_host(result.state.generator.params), inputs.test[0],
         jax.random.fold_in(jax.random.key(seed), 0xF1D),
         program.config.mfid.samples)
-  record['wall_time_s'] = elapsed
   prepare.log(f'[seed {seed}] average accuracy '
       f'{100 * result.average_accuracy:.2f}%'
       + (f', mFID {record["mfid"]:.1f}' if 'mfid' in record else ''))
   return record
+
+
+def _seed_timing(result: continual.Result, elapsed: float, group_size: int
+                 ) -> dict:
+  """A seed's share of its group's training time: over every process that
+  trained it when they all counted it (`wall_time_s`), and this process's
+  (`this_process_s`)."""
+  known = math.isfinite(result.seconds)
+  return {'wall_time_s': result.seconds / group_size if known else elapsed,
+          'this_process_s': elapsed, 'processes': result.processes,
+          'wall_time_complete': known}
 
 
 def _write_record(program: _Program, per_seed: list[dict], inputs: _Inputs,

@@ -56,6 +56,9 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
           on_resume=lambda t, d: resumed_from.append((t, d))))
   assert resumed_from == [(2, 20)]
   _assert_same_results(whole, again)
+  # The training time counts the first process up to its checkpoint too.
+  assert [r.processes for r in whole + again] == [1, 1, 2, 2]
+  np.testing.assert_array_less(0.0, [r.seconds for r in whole + again])
 
 
 def _assert_same_results(a_results, b_results):
@@ -570,6 +573,13 @@ def test_sigint_and_sigterm_stop_cleanly_and_the_run_resumes(tmp_path):
   assert done.returncode == 0, done.stderr[-2000:]
   assert 'resuming from task' in done.stderr
   assert _results_without_timing(workdir) == _results_without_timing(whole)
+  # Its wall time covers the stopped processes' training, not the last's
+  # alone (the mid-task stop and the one while resuming: 3 processes).
+  timing = json.load(open(os.path.join(workdir, 'results.json')))['timing']
+  assert timing['processes'] == 3 and timing['wall_time_complete'], timing
+  assert timing['wall_time_s'] > timing['this_process_s'] > 0, timing
+  assert 'over 3 processes (resumed)' in open(
+      os.path.join(workdir, 'results.md')).read()
 
 
 def test_library_inputs_are_checked_with_the_expected_value():
@@ -613,3 +623,24 @@ def test_a_resumed_run_compiles_nothing_new(tmp_path):
   before = runner.loop._cache_size()  # pylint: disable=protected-access
   _resume(directory)
   assert runner.loop._cache_size() == before  # pylint: disable=protected-access
+
+
+def test_a_checkpoint_without_a_time_count_marks_the_wall_time_incomplete():
+  from plr_jax.eval import results as results_lib  # pylint: disable=g-import-not-at-top
+  from plr_jax.train import run_progress  # pylint: disable=g-import-not-at-top
+  # A checkpoint's arrays as code before the count wrote them.
+  old = run_progress.RunProgress.unpack({'accuracy': np.zeros((1, 2, 2))},
+                                        1, 2)
+  assert np.isnan(old.seconds()) and old.processes == 2
+  again = run_progress.RunProgress.unpack(old.pack(), 1, 2)
+  assert np.isnan(again.seconds()) and again.processes == 3
+  new = run_progress.RunProgress.unpack(
+      run_progress.RunProgress(np.zeros((1, 2, 2)), [[]]).pack(), 1, 2)
+  assert new.seconds() >= 0 and new.processes == 2
+  seed = {'wall_time_s': 5.0, 'this_process_s': 5.0, 'processes': 2,
+          'wall_time_complete': False}
+  timing = results_lib._timing([seed, dict(seed, wall_time_complete=True)])  # pylint: disable=protected-access
+  assert timing == {'wall_time_s_per_seed': [5.0, 5.0], 'wall_time_s': 10.0,
+                    'this_process_s': 10.0, 'processes': 2,
+                    'wall_time_complete': False}
+  assert 'last of 2 processes only' in results_lib._processes(timing)  # pylint: disable=protected-access

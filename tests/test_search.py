@@ -103,3 +103,59 @@ def test_search_binary_runs_ranks_and_resumes(tmp_path):
   assert again.returncode == 0, again.stderr[-2000:]
   assert 'finished in an earlier run' in again.stderr
   assert json.load(open(os.path.join(workdir, 'results.json'))) == table
+
+
+def _without_timing(path):
+  with open(path) as fh:
+    record = json.load(fh)
+  record.pop('timing')
+  record.pop('provenance')
+  return record
+
+
+def _logs(run_dir):
+  out = {}
+  for root, _, files in os.walk(os.path.join(run_dir, 'logs')):
+    for name in files:
+      if name.endswith('.csv'):
+        with open(os.path.join(root, name)) as fh:
+          out[os.path.relpath(os.path.join(root, name), run_dir)] = fh.read()
+  return out
+
+
+@pytest.mark.parametrize('protocol, rows, extra', [
+    ('table1', ['table1_arch1_ir', 'table1_arch1_0.3_0.7'], []),
+    ('fig5', ['fig5_fmnist_ir', 'fig5_fmnist_0.2_0.3_0.5'], []),
+    ('table2', ['table2_arch1_ir', 'table2_arch1_0.3_0.7'], []),
+    # A generator that learns only the strategy's levels in task 1 too.
+    ('fig5', ['fig5_fmnist_ir', 'fig5_fmnist_0.2_0.3_0.5'],
+     ['--set=continual.recon_levels=used']),
+])
+def test_a_shared_first_task_gives_the_results_of_runs_alone(
+    tmp_path, protocol, rows, extra):
+  data_dir = str(tmp_path / 'data')
+  fake_data.write_cifar10(data_dir, per_class_train=6, per_class_test=2)
+  fake_data.write_cifar100(data_dir, per_class_train=2, per_class_test=1)
+  fake_data.write_fashion_mnist(data_dir, per_class_train=8, per_class_test=2)
+  flags = [f'--protocol={protocol}', '--preset=tiny', '--named=false',
+           f'--data_dir={data_dir}', '--seeds=0,1', '--set=data_label=fake',
+           f'--rows={",".join(rows)}'] + extra
+  shared, alone = binaries.run_many([
+      ('experiments.search', flags + [f'--workdir={tmp_path / "shared"}']),
+      ('experiments.search', flags + [f'--workdir={tmp_path / "alone"}',
+                                      '--noshare_first_task'])])
+  assert shared.returncode == 0, shared.stderr[-2000:]
+  assert alone.returncode == 0, alone.stderr[-2000:]
+  taken = shared.stderr.count('task 1 taken from')
+  assert taken == (0 if extra else 1), shared.stderr[-2000:]
+  assert 'task 1 taken from' not in alone.stderr
+  for row in rows:
+    a, b = tmp_path / 'shared' / row, tmp_path / 'alone' / row
+    assert (_without_timing(a / 'results.json')
+            == _without_timing(b / 'results.json')), row
+    assert _logs(a) == _logs(b), row
+  timing = json.load(open(tmp_path / 'shared' / rows[1] / 'results.json')
+                     )['timing']
+  if not extra:
+    assert timing['first_task_from'] == [str(tmp_path / 'shared' / rows[0])]
+    assert timing['processes'] == 2 and timing['wall_time_complete']

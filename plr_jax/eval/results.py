@@ -67,12 +67,11 @@ def summarise(experiment: str, config: dict, arch, strategy, seeds,
       'data': data_label,
       'r_paper': replay_cost(strategy, arch, 'paper', replays),
       'r_exact': replay_cost(strategy, arch, 'exact', replays),
-      'per_seed': [{k: v for k, v in r.items() if k != 'wall_time_s'}
+      'per_seed': [{k: v for k, v in r.items() if k not in TIMING_KEYS}
                    for r in per_seed],
       'average_accuracy_mean': mean,
       'average_accuracy_sem': sem,
-      'timing': {'wall_time_s_per_seed': [r['wall_time_s'] for r in per_seed],
-                 'wall_time_s': float(sum(r['wall_time_s'] for r in per_seed))},
+      'timing': _timing(per_seed),
   }
   departures = list(config.get('departures') or ())
   record['comparable'] = not departures
@@ -156,13 +155,54 @@ def write(workdir: str, record: dict) -> None:
                  + ' |')
   timing = record['timing']
   lines += ['', f'Wall time: {timing["wall_time_s"]:.1f} s in the task '
-            f'loops for {len(record["seeds"])} seed(s)'
+            f'loops for {len(record["seeds"])} seed(s)' + _processes(timing)
             + (f'; {timing["program_s"]:.1f} s for the whole program'
                if 'program_s' in timing else '')
             + (f', of which {timing["extractor_this_program_s"]:.1f} s '
                'getting the extractor (pretraining or loading)'
                if timing.get('extractor_this_program_s') else '') + '.', '']
   atomic.write_text(paths.results_md, '\n'.join(lines))
+
+
+# Per-seed timing fields, kept out of `per_seed` (see `summarise`).
+TIMING_KEYS = ('wall_time_s', 'this_process_s', 'processes',
+               'wall_time_complete', 'first_task_from')
+
+
+def _timing(per_seed: list[dict]) -> dict:
+  """The record's `timing`: the seeds' training time over every process
+  that trained them (`wall_time_s`; `wall_time_complete` False where an
+  earlier process's checkpoint did not count its time, and then only the
+  later processes' time is in it), this process's part, and the most
+  processes any seed took (1: never resumed)."""
+  timing = {'wall_time_s_per_seed': [r['wall_time_s'] for r in per_seed],
+            'wall_time_s': float(sum(r['wall_time_s'] for r in per_seed))}
+  if all('this_process_s' in r for r in per_seed):
+    timing['this_process_s'] = float(sum(r['this_process_s']
+                                         for r in per_seed))
+    timing['processes'] = max(r['processes'] for r in per_seed)
+    timing['wall_time_complete'] = all(r['wall_time_complete']
+                                       for r in per_seed)
+  shared = sorted({r['first_task_from'] for r in per_seed
+                   if r.get('first_task_from')})
+  if shared:
+    timing['first_task_from'] = shared
+  return timing
+
+
+def _processes(timing: dict) -> str:
+  """How the wall time was gathered, when the run was resumed."""
+  processes = timing.get('processes', 1)
+  shared = timing.get('first_task_from')
+  if shared:
+    return (f' over {processes} processes, task 1 by the run in '
+            f'{", ".join(shared)} (the same computation)')
+  if processes == 1:
+    return ''
+  if timing.get('wall_time_complete', True):
+    return f' over {processes} processes (resumed)'
+  return (f' in the last of {processes} processes only (earlier ones did '
+          'not record theirs)')
 
 
 def _percent(value, sem=None) -> str:

@@ -10,6 +10,7 @@ modules and are re-exported here, the names users of the loop reach for.
 
 import dataclasses
 import functools
+import math
 from typing import Callable, Sequence
 
 import jax
@@ -40,11 +41,17 @@ class Result:
     state: the final `PLRState`.
     losses: per task, the metrics of every iteration (host arrays).
     class_order: the class permutation that defined the tasks.
+    seconds: the run's training time over every process that trained it
+      (each earlier one counted up to its last checkpoint; NaN if one of
+      them did not record it), shared by the seeds of a vmapped group.
+    processes: how many processes trained it (1: never resumed).
   """
   accuracy: np.ndarray
   state: steps.PLRState
   losses: list[dict[str, np.ndarray]]
   class_order: np.ndarray
+  seconds: float = math.nan
+  processes: int = 1
 
   @property
   def average_accuracy(self) -> float:
@@ -208,7 +215,9 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
     seed_state = (jax.tree.map(lambda x: x[i], state) if batched else state)
     results.append(Result(accuracy=progress.accuracy[i], state=seed_state,
                           losses=progress.histories[i],
-                          class_order=split.order))
+                          class_order=split.order,
+                          seconds=progress.seconds(),
+                          processes=progress.processes))
   return results
 
 

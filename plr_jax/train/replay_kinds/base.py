@@ -36,6 +36,13 @@ class ReplayKind:
   def validate(self, config) -> None:
     """Raises ValueError where `config` does not suit the kind."""
 
+  def strategy_in_first_task(self, config) -> bool:
+    """Whether the strategy changes what task 1 computes (before anything
+    is replayed). False lets runs that differ only in their strategy share
+    task 1 (`io.first_task`); `tests/test_search.py` checks it per kind."""
+    del config
+    return False
+
   def init_generator(self, config, key: jax.Array) -> Any | None:
     """The generator's fresh parameters, or None for a kind without one."""
     del config, key

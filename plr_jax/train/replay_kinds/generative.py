@@ -12,6 +12,10 @@ class Generative(base.ReplayKind):
                  'level (the paper)')
   generates_features = True
 
+  def strategy_in_first_task(self, config):
+    # The generator learns only the levels the strategy replays at.
+    return config.recon_levels == 'used'
+
   def init_generator(self, config, key):
     return model_init.init_generator(config.arch, key)
 
