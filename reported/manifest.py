@@ -65,6 +65,7 @@ _table1_row('table1_arch2_0.2_0.3_0.5', ours=False)
 _table1_row('table1_arch1_0.7_0.3')
 _table1_row('table1_arch1_0.5_0.5')
 _table1_row('table1_arch2_0.5_0.3_0.2')
+_table1_row('table1_arch2_0.34_0.33_0.33')
 for _strategy in ('ir', '0.2,0.3,0.5', '0.5,0.3,0.2'):
   for _levels in ('all', 'only_last_layer'):
     _name = f'fig5_plr_{_strategy.replace(",", "_")}_{_levels}'
