@@ -135,12 +135,15 @@ def finished_rows(rows, only=(), extractors: dict[str, str] | None = None):
 
 def run_each(title: str, rows, only=(),
              extractors: dict[str, str] | None = None,
-             first_task_dir: str | None = None) -> None:
-  """Runs each row (those in `only`, if given) in WORKDIR/<run id>/; with
-  `first_task_dir`, rows share task 1 where it is the same (`run.run`)."""
-  workdir = common.workdir()
-  table = workdir_lib.Workdir(workdir)
-  prepare.check_writable(workdir)
+             first_task_dir: str | None = None,
+             workdir: str | None = None) -> None:
+  """Runs each row (those in `only`, if given) in WORKDIR/<run id>/ (or
+  `workdir`/<run id>/; extractors pretrained here are shared in WORKDIR);
+  with `first_task_dir`, rows share task 1 where it is the same
+  (`run.run`)."""
+  table = workdir_lib.Workdir(common.workdir())
+  rows_in = workdir_lib.Workdir(workdir) if workdir else table
+  prepare.check_writable(rows_in.root)
   mesh = common.mesh()
   for row in rows:
     if only and row.run_id not in only:
@@ -150,7 +153,7 @@ def run_each(title: str, rows, only=(),
     if row.config.extractor is not None:
       extractor_dir = (extractors or {}).get(row.config.arch.name) or (
           table.shared_extractor(row.config.extractor_id()))
-    run.run(row.config, table.row(row.run_id).root,
+    run.run(row.config, rows_in.row(row.run_id).root,
             data_dir=common.run_data_dir(row.config),
             extractor_dir=extractor_dir, mesh=mesh,
             should_stop=common.STOP, first_task_dir=first_task_dir)

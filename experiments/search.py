@@ -60,6 +60,12 @@ flags.DEFINE_bool('named', True, "Also the authors' named rules (basic, "
 flags.DEFINE_bool('share_first_task', True, 'Train task 1 once and start '
                   'every strategy from it (before the first replay the '
                   'strategy changes nothing; the results are the same).')
+flags.DEFINE_float('screen', None, 'Spend seeds where they matter: every '
+                   'strategy first on the first seed alone (WORKDIR/screen/), '
+                   "then all seeds for IR, the paper's strategies and those "
+                   'within this many points of IR on that seed or on its '
+                   'Pareto front (below 0: only those that beat IR by that '
+                   'much). Default: every strategy on all seeds.')
 # --list, --rows, --format and --extractor_dirs are reproduce's, as here.
 flags.adopt_module_key_flags(reproduce)
 flags.adopt_module_key_flags(common)
@@ -191,11 +197,7 @@ def main():
                            f'has {", ".join(ids)}')
   given = reproduce._given_extractors(FLAGS.extractor_dirs)  # pylint: disable=protected-access
   rows = reproduce.finished_rows([row for _, row in pairs], FLAGS.rows, given)
-  cfg = rows[0].config
-  title = (f'Strategy search, {PROTOCOLS[protocol][2]}: {arch.upper()}, '
-           f'preset {FLAGS.preset}, {len(cfg.seeds)} seeds, '
-           f'{cfg.continual.num_tasks} tasks x {cfg.continual.iters_per_task} '
-           'iterations')
+  title = _title(protocol, arch, rows[0].config)
   if FLAGS.list:
     seconds = estimates(rows)
     print(title)
@@ -212,11 +214,42 @@ def main():
           'level alone; the rest interpolated in R exact; evaluation, '
           'checkpoints and pretraining not included)')
     return
-  reproduce.run_each(
-      title, rows, FLAGS.rows, given,
-      first_task_dir=(os.path.join(common.workdir(), 'first_task')
-                      if FLAGS.share_first_task else None))
-  _write(title, [c for c, _ in pairs], rows)
+  workdir = common.workdir()
+  first_task = (os.path.join(workdir, 'first_task')
+                if FLAGS.share_first_task else None)
+  candidates_ = [c for c, _ in pairs]
+  if FLAGS.screen is None:
+    reproduce.run_each(title, rows, FLAGS.rows, given,
+                       first_task_dir=first_task)
+    _write(title, candidates_, rows, workdir)
+    return
+  # Every strategy on the first seed, in WORKDIR/screen/.
+  seed = rows[0].config.seeds[0]
+  one = reproduce.finished_rows(
+      [row for _, row in common.preset_config(
+          candidates, protocol, arch, [seed], FLAGS.preset, FLAGS.grid,
+          FLAGS.named)], FLAGS.rows, given)
+  screen_dir = os.path.join(workdir, 'screen')
+  one_title = _title(protocol, arch, one[0].config) + ' (screening)'
+  reproduce.run_each(one_title, one, FLAGS.rows, given,
+                     first_task_dir=first_task, workdir=screen_dir)
+  ranked = _write(one_title, candidates_, one, screen_dir)
+  chosen = search_lib.screen_select(ranked, FLAGS.screen)
+  wanted = [i for i in chosen if not FLAGS.rows or i in FLAGS.rows]
+  if wanted:
+    reproduce.run_each(title, rows, wanted, given, first_task_dir=first_task)
+  keep = [i for i, c in enumerate(candidates_) if c.run_id in chosen]
+  _write(title, [candidates_[i] for i in keep], [rows[i] for i in keep],
+         workdir, search_lib.screened_lines(ranked, chosen, seed,
+                                            FLAGS.screen))
+
+
+def _title(protocol: str, arch: str, cfg) -> str:
+  return (f'Strategy search, {PROTOCOLS[protocol][2]}: {arch.upper()}, '
+          f'preset {FLAGS.preset}, {len(cfg.seeds)} seed'
+          f'{"s" if len(cfg.seeds) > 1 else ""}, '
+          f'{cfg.continual.num_tasks} tasks x {cfg.continual.iters_per_task} '
+          'iterations')
 
 
 def _duration(seconds: float) -> str:
@@ -227,9 +260,9 @@ def _duration(seconds: float) -> str:
   return f'{seconds / 3600:.1f} h'
 
 
-def _write(title, candidates_, rows):
-  """The ranking, its JSON and the Pareto figure, from what has finished."""
-  workdir = common.workdir()
+def _write(title, candidates_, rows, workdir, lines_before=()):
+  """The ranking, its JSON and the Pareto figure in `workdir`, from what has
+  finished there; returns the ranking (`search.summarise`)."""
   records = {c.run_id: search_lib.load(workdir, c.run_id)
              for c in candidates_}
   records = {k: v for k, v in records.items() if v is not None}
@@ -249,12 +282,14 @@ def _write(title, candidates_, rows):
   ranked = search_lib.summarise(candidates_, records, flops)
   pending = [c.run_id for c in candidates_ if c.run_id not in records]
   search_lib.write(workdir, title, ranked, pending,
-                   results_lib.comparability(list(records.values())))
+                   results_lib.comparability(list(records.values()))
+                   + list(lines_before))
   if ranked:
     os.makedirs(paths.figures, exist_ok=True)
     plots.pareto_figure(ranked, os.path.join(paths.figures, 'pareto'), title)
   prepare.log(f'wrote {paths.results_md} ({len(ranked)} strategies'
               f'{f", {len(pending)} not finished" if pending else ""})')
+  return ranked
 
 
 if __name__ == '__main__':

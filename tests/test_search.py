@@ -159,3 +159,46 @@ def test_a_shared_first_task_gives_the_results_of_runs_alone(
   if not extra:
     assert timing['first_task_from'] == [str(tmp_path / 'shared' / rows[0])]
     assert timing['processes'] == 2 and timing['wall_time_complete']
+
+
+def _row(run_id, origin, vs_ir, pareto):
+  return {'run_id': run_id, 'origin': origin, 'vs_ir': vs_ir,
+          'pareto': pareto}
+
+
+def test_screen_keeps_ir_the_paper_the_close_and_the_front():
+  rows = [_row('ir', 'ir', 0.0, False), _row('paper', 'paper', -0.09, False),
+          _row('close', 'grid', -0.019, False),
+          _row('far', 'grid', -0.021, False),
+          _row('front', 'rule', -0.2, True),
+          _row('unknown', 'grid', float('nan'), False)]
+  assert search.screen_select(rows, 2.0) == ['ir', 'paper', 'close', 'front']
+  assert search.screen_select(rows, 0.0) == ['ir', 'paper', 'front']
+
+
+def test_a_screened_search_spends_all_seeds_on_the_chosen_only(tmp_path):
+  data_dir = str(tmp_path / 'data')
+  fake_data.write_cifar10(data_dir, per_class_train=6, per_class_test=2)
+  workdir = tmp_path / 'search'
+  ran, = binaries.run_many([('experiments.search', [
+      '--protocol=table1', '--preset=tiny', '--grid=0.25',
+      f'--workdir={workdir}', f'--data_dir={data_dir}', '--seeds=3,4',
+      # Below 0: only strategies that beat IR on the seed by that much.
+      '--set=data_label=fake', '--screen=-1'])])
+  assert ran.returncode == 0, ran.stderr[-2000:]
+  screen = json.load(open(workdir / 'screen' / 'results.json'))
+  # IR, the paper's 3, 4 rules (`basic` is IR), the grid's [0.75, 0.25],
+  # [0.25, 0.75] and [0, 1].
+  assert len(screen['rows']) == 11 and not screen['pending']
+  assert all(r['seeds'] == [3] for r in screen['rows'])
+  chosen = search.screen_select(screen['rows'], -1.0)
+  table = json.load(open(workdir / 'results.json'))
+  assert sorted(r['run_id'] for r in table['rows']) == sorted(chosen)
+  assert all(r['seeds'] == [3, 4] for r in table['rows'])
+  left = {r['run_id'] for r in screen['rows']} - set(chosen)
+  assert left
+  for run_id in left:  # screened out: never run on all seeds
+    assert not (workdir / run_id).exists()
+  md = open(workdir / 'results.md').read()
+  assert '**Screened:** every strategy first ran on seed 3 alone' in md
+  assert f'{len(left)} ran on seed 3 only' in md

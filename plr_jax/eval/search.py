@@ -116,6 +116,44 @@ def summarise(candidates: list[Candidate], records: dict, flops: dict
   return rows
 
 
+def screen_select(rows: list[dict], points: float) -> list[str]:
+  """The run ids a screened search runs on all its seeds: IR, the paper's
+  strategies, and every strategy within `points` percentage points of IR
+  on the screening seed or on that seed's Pareto front (`rows`: `summarise`
+  of the one-seed runs, whose `vs_ir` is then that seed's difference)."""
+  chosen = []
+  for r in rows:
+    close = np.isfinite(r['vs_ir']) and 100 * r['vs_ir'] >= -points
+    if r['origin'] in ('ir', 'paper') or close or r['pareto']:
+      chosen.append(r['run_id'])
+  return chosen
+
+
+def screened_lines(rows: list[dict], chosen: list[str], seed: int,
+                   points: float) -> list[str]:
+  """results.md's account of a screened search: the policy, and the
+  strategies that ran on the screening seed only, with that seed's
+  numbers."""
+  left = [r for r in rows if r['run_id'] not in chosen]
+  lines = [f'**Screened:** every strategy first ran on seed {seed} alone; '
+           f'IR, the paper\'s strategies and those within {points:g} points '
+           f'of IR on that seed or on its Pareto front ({len(chosen)}) ran on '
+           f'all seeds and are ranked below; {len(left)} ran on seed {seed} '
+           'only:', '']
+  if left:
+    lines += ['| strategy | fractions | origin | accuracy, seed '
+              f'{seed} | vs IR, seed {seed} | R (exact) |',
+              '|---|---|---|---|---|---|']
+    for r in left:
+      lines.append(f'| {r["name"]} | '
+                   f'{", ".join(f"{f:.3g}" for f in r["strategy"])} | '
+                   f'{r["origin"]} | {_pct(r["accuracy"])}% | '
+                   f'{_pct(r["vs_ir"], signed=True)} | '
+                   f'{100 * r["r_exact"]:.1f}% |')
+    lines.append('')
+  return lines
+
+
 def _pct(value, sem=None, signed=False) -> str:
   if value is None or not np.isfinite(value):
     return '-'
