@@ -47,6 +47,7 @@ from plr_jax.eval import search as search_lib
 from plr_jax.io import atomic
 from plr_jax.io import workdir as workdir_lib
 from plr_jax.train import continual
+from plr_jax.train import replay_kinds
 from plr_jax.train import steps
 from plr_jax.train import strategy as strategy_lib
 
@@ -158,10 +159,11 @@ def _seconds_per_iteration(cfg, strategy, task: int) -> float:
   return per_iteration * (1 if batched else len(seeds))
 
 
-def estimates(rows) -> dict[str, float]:
-  """Seconds each row's run should take: task 1 and task 2 iterations timed
-  for IR, a task-2 iteration for the strategy replaying at the deepest
-  level only; other strategies interpolated linearly in R (exact)."""
+def estimates(rows) -> tuple[dict[str, float], float]:
+  """Seconds each row's run should take alone, and the seconds of its task
+  1 (the same for every row): task 1 and task 2 iterations timed for IR, a
+  task-2 iteration for the strategy replaying at the deepest level only;
+  other strategies interpolated linearly in R (exact)."""
   cfg = rows[0].config
   arch, cont = cfg.arch, cfg.continual
   deepest = (0.0,) * (arch.num_levels - 1) + (1.0,)
@@ -179,7 +181,7 @@ def estimates(rows) -> dict[str, float]:
     replaying = low + share * (ir - low)
     out[row.run_id] = cont.iters_per_task * (
         first + (cont.num_tasks - 1) * replaying)
-  return out
+  return out, cont.iters_per_task * first
 
 
 def main():
@@ -199,20 +201,7 @@ def main():
   rows = reproduce.finished_rows([row for _, row in pairs], FLAGS.rows, given)
   title = _title(protocol, arch, rows[0].config)
   if FLAGS.list:
-    seconds = estimates(rows)
-    print(title)
-    for (c, _), row in zip(pairs, rows):
-      fractions = ', '.join(f'{f:.3g}' for f in c.strategy)
-      costs = [100 * strategy_lib.relative_cost(c.strategy, row.config.arch,
-                                                how)
-               for how in ('paper', 'exact')]
-      print(f'{c.run_id}: {c.name} [{fractions}] ({c.origin}), R (paper) '
-            f'{costs[0]:.1f}%, R (exact) {costs[1]:.1f}%, about '
-            f'{_duration(seconds[c.run_id])}')
-    print(f'in all about {_duration(sum(seconds.values()))} on this machine '
-          '(task 1 and task 2 iterations timed for IR and for the deepest '
-          'level alone; the rest interpolated in R exact; evaluation, '
-          'checkpoints and pretraining not included)')
+    _print_list(title, pairs, rows)
     return
   workdir = common.workdir()
   first_task = (os.path.join(workdir, 'first_task')
@@ -242,6 +231,32 @@ def main():
   _write(title, [candidates_[i] for i in keep], [rows[i] for i in keep],
          workdir, search_lib.screened_lines(ranked, chosen, seed,
                                             FLAGS.screen))
+
+
+def _print_list(title, pairs, rows) -> None:
+  """--list: each strategy with its R and estimated time, and the total
+  (task 1 counted once where the strategies share it)."""
+  seconds, first_task_s = estimates(rows)
+  print(title)
+  for (c, _), row in zip(pairs, rows):
+    fractions = ', '.join(f'{f:.3g}' for f in c.strategy)
+    costs = [100 * strategy_lib.relative_cost(c.strategy, row.config.arch,
+                                              how)
+             for how in ('paper', 'exact')]
+    print(f'{c.run_id}: {c.name} [{fractions}] ({c.origin}), R (paper) '
+          f'{costs[0]:.1f}%, R (exact) {costs[1]:.1f}%, about '
+          f'{_duration(seconds[c.run_id])} alone')
+  cont = rows[0].config.continual
+  shared = FLAGS.share_first_task and not replay_kinds.get(
+      cont.replay).strategy_in_first_task(cont)
+  total = sum(seconds.values()) - (
+      (len(rows) - 1) * first_task_s if shared else 0.0)
+  print(f'in all about {_duration(total)} on this machine'
+        + (f' (task 1, about {_duration(first_task_s)}, once for all)'
+           if shared else '')
+        + '; task 1 and task 2 iterations timed for IR and for the deepest '
+        'level alone, the rest interpolated in R exact; evaluation, '
+        'checkpoints and pretraining not included')
 
 
 def _title(protocol: str, arch: str, cfg) -> str:

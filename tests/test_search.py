@@ -74,6 +74,7 @@ def test_search_binary_runs_ranks_and_resumes(tmp_path):
                  'table1_arch1_0.5_0.5', 'table1_arch1_0.3_0.7',
                  'table1_arch1_0_1'], lines
   assert 'R (paper) 29.4%' in lines[5] and 'about' in lines[5]
+  assert 'once for all' in lines[-1]  # task 1 counted once in the total
   assert not os.path.exists(workdir)  # --list runs nothing
   ran, = binaries.run_many([
       ('experiments.search',
