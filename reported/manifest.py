@@ -86,10 +86,18 @@ def _data(record: dict) -> str:
   return f'{label} {name}'.strip()
 
 
+def _records() -> list[str]:
+  """The record files: reported/*.json and each strategy of a search
+  (reported/search_*/<run id>.json; not its ranking, results.json)."""
+  searches = [p for p in glob.glob(os.path.join(HERE, 'search_*', '*.json'))
+              if os.path.basename(p) != 'results.json']
+  return sorted(glob.glob(os.path.join(HERE, '*.json'))) + sorted(searches)
+
+
 def rows() -> list[str]:
   out = []
-  for path in sorted(glob.glob(os.path.join(HERE, '*.json'))):
-    name = os.path.basename(path)[:-len('.json')]
+  for path in _records():
+    name = os.path.relpath(path, HERE)[:-len('.json')]
     with open(path) as fh:
       record = json.load(fh)
     made = record.get('provenance')
