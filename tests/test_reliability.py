@@ -644,3 +644,46 @@ def test_a_checkpoint_without_a_time_count_marks_the_wall_time_incomplete():
                     'this_process_s': 10.0, 'processes': 2,
                     'wall_time_complete': False}
   assert 'last of 2 processes only' in results_lib._processes(timing)  # pylint: disable=protected-access
+
+
+def _fake_checkpoint(directory, task, done):
+  name = f'task{task:03d}_iter{done:07d}'
+  os.makedirs(os.path.join(directory, name))
+  open(os.path.join(directory, name, 'state'), 'w').write('state')
+  np.savez(os.path.join(directory, f'{name}.npz'), seconds=np.float64(1.0))
+  json.dump({'task': task, 'done': done, 'name': name},
+            open(os.path.join(directory, 'latest.json'), 'w'))
+
+
+def test_the_first_task_store_takes_and_gives_only_what_matches(tmp_path):
+  from plr_jax.io import first_task  # pylint: disable=g-import-not-at-top
+  store = first_task.FirstTaskStore(str(tmp_path / 'store'))
+  donor = str(tmp_path / 'donor' / 'checkpoints')
+  _fake_checkpoint(donor, 2, 0)
+  logs = tmp_path / 'donor' / 'logs' / 'seed_0'
+  logs.mkdir(parents=True)
+  (logs / 'metrics.csv').write_text('task 1 rows')
+  mid = str(tmp_path / 'mid')
+  _fake_checkpoint(mid, 2, 40)
+  with pytest.raises(ValueError, match='not the end of task 1'):
+    store.take([0], {'a': 1}, mid, str(tmp_path / 'none'), 'mid')
+  assert not store.has([0])
+  store.take([0], {'a': 1}, donor, str(tmp_path / 'donor' / 'logs'), 'donor')
+  assert store.has([0]) and store.source([0]) == 'donor'
+  assert not store.has([0, 1])  # kept per group of seeds
+  # Another identity, or a group with a checkpoint of its own: not taken.
+  other = str(tmp_path / 'other')
+  assert not store.adopt([0], {'a': 2}, other, str(tmp_path / 'o_logs'))
+  assert not store.adopt([0], {'a': 1}, mid, str(tmp_path / 'm_logs'))
+  assert json.load(open(os.path.join(mid, 'latest.json')))['done'] == 40
+  assert store.adopt([0], {'a': 1}, other, str(tmp_path / 'o_logs'))
+  latest = json.load(open(os.path.join(other, 'latest.json')))
+  assert (latest['task'], latest['done']) == (2, 0)
+  assert open(os.path.join(other, latest['name'], 'state')).read() == 'state'
+  assert (tmp_path / 'o_logs' / 'seed_0' / 'metrics.csv').read_text() == (
+      'task 1 rows')
+  # A snapshot without its identity.json (a take cut short) is not one.
+  os.remove(os.path.join(str(tmp_path / 'store'), 'seeds_0', 'identity.json'))
+  assert not store.has([0])
+  assert not store.adopt([0], {'a': 1}, str(tmp_path / 'third'),
+                         str(tmp_path / 't_logs'))
