@@ -670,6 +670,15 @@ def test_the_first_task_store_takes_and_gives_only_what_matches(tmp_path):
   assert not store.has([0])
   store.take([0], {'a': 1}, donor, str(tmp_path / 'donor' / 'logs'), 'donor')
   assert store.has([0]) and store.source([0]) == 'donor'
+  # A take that raced another (it saw no snapshot, then found one when it
+  # came to put its own): no error, the first snapshot stays.
+  answers = iter([False])
+  real_has = store.has
+  store.has = lambda seeds: next(answers, None) or real_has(seeds)
+  store.take([0], {'a': 1}, donor, str(tmp_path / 'donor' / 'logs'), 'late')
+  store.has = real_has
+  assert store.source([0]) == 'donor'
+  assert os.listdir(tmp_path / 'store') == ['seeds_0']
   assert not store.has([0, 1])  # kept per group of seeds
   # Another identity, or a group with a checkpoint of its own: not taken.
   other = str(tmp_path / 'other')

@@ -67,7 +67,7 @@ class FirstTaskStore:
            logs_dir: str, source: str) -> None:
     """Keeps the latest checkpoint in `checkpoint_dir` (taken at the end of
     task 1) and the logs of `seeds` in `logs_dir`; a snapshot already there
-    is left as it is."""
+    (or written meanwhile by another process) is left as it is."""
     group = self._group(seeds)
     if self.has(seeds):
       return
@@ -89,8 +89,15 @@ class FirstTaskStore:
     atomic.write_json(os.path.join(tmp, _IDENTITY),
                       {'identity': identity, 'source': source,
                        'latest': latest})
-    shutil.rmtree(group, ignore_errors=True)
-    os.replace(tmp, group)
+    try:
+      # Atomic: the group directory exists only complete. Another process
+      # of the same search may have got there first; its snapshot is the
+      # same state.
+      os.rename(tmp, group)
+    except OSError:
+      shutil.rmtree(tmp, ignore_errors=True)
+      if not self.has(seeds):
+        raise
 
   def adopt(self, seeds: Sequence[int], identity: dict, checkpoint_dir: str,
             logs_dir: str) -> bool:
