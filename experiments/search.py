@@ -67,6 +67,10 @@ flags.DEFINE_float('screen', None, 'Spend seeds where they matter: every '
                    'within this many points of IR on that seed or on its '
                    'Pareto front (below 0: only those that beat IR by that '
                    'much). Default: every strategy on all seeds.')
+flags.DEFINE_string('shard', None, 'i/n: only every n-th strategy from '
+                    'the i-th (0-based), so n processes can share a machine '
+                    '(run IR alone first, for task 1; then rerun without '
+                    '--shard to rank everything).')
 # --list, --rows, --format and --extractor_dirs are reproduce's, as here.
 flags.adopt_module_key_flags(reproduce)
 flags.adopt_module_key_flags(common)
@@ -192,13 +196,9 @@ def main():
   arch = FLAGS.arch or PROTOCOLS[protocol][0]
   pairs = common.preset_config(candidates, protocol, arch, common.seeds(),
                                FLAGS.preset, FLAGS.grid, FLAGS.named)
-  ids = [c.run_id for c, _ in pairs]
-  unknown = sorted(set(FLAGS.rows) - set(ids))
-  if unknown:
-    raise common.FlagError(f'unknown --rows {",".join(unknown)}; the search '
-                           f'has {", ".join(ids)}')
+  only = _selected([c.run_id for c, _ in pairs])
   given = reproduce._given_extractors(FLAGS.extractor_dirs)  # pylint: disable=protected-access
-  rows = reproduce.finished_rows([row for _, row in pairs], FLAGS.rows, given)
+  rows = reproduce.finished_rows([row for _, row in pairs], only, given)
   title = _title(protocol, arch, rows[0].config)
   if FLAGS.list:
     _print_list(title, pairs, rows)
@@ -206,25 +206,55 @@ def main():
   workdir = common.workdir()
   first_task = (os.path.join(workdir, 'first_task')
                 if FLAGS.share_first_task else None)
-  candidates_ = [c for c, _ in pairs]
-  if FLAGS.screen is None:
-    reproduce.run_each(title, rows, FLAGS.rows, given,
-                       first_task_dir=first_task)
-    _write(title, candidates_, rows, workdir)
+  if FLAGS.screen is not None:
+    _run_screened(title, pairs, rows, only, given, first_task)
     return
-  # Every strategy on the first seed, in WORKDIR/screen/.
+  reproduce.run_each(title, rows, only, given, first_task_dir=first_task)
+  _write(title, [c for c, _ in pairs], rows, workdir)
+
+
+def _selected(ids: list[str]) -> list[str]:
+  """The run ids --rows and --shard pick ([]: every one)."""
+  unknown = sorted(set(FLAGS.rows) - set(ids))
+  if unknown:
+    raise common.FlagError(f'unknown --rows {",".join(unknown)}; the search '
+                           f'has {", ".join(ids)}')
+  only = list(FLAGS.rows)
+  if FLAGS.shard is None:
+    return only
+  try:
+    index, count = (int(p) for p in FLAGS.shard.split('/'))
+    if not 0 <= index < count:
+      raise ValueError
+  except ValueError:
+    raise common.FlagError(f'--shard must be i/n with 0 <= i < n, got '
+                           f'{FLAGS.shard!r}') from None
+  picked = [i for k, i in enumerate(ids)
+            if k % count == index and (not only or i in only)]
+  if not picked:
+    raise common.FlagError(f'--shard={FLAGS.shard} picks none of the '
+                           f'{len(only or ids)} strategies')
+  return picked
+
+
+def _run_screened(title, pairs, rows, only, given, first_task) -> None:
+  """--screen: every strategy on the first seed (WORKDIR/screen/), then
+  all seeds for those `search.screen_select` keeps."""
+  workdir = common.workdir()
+  candidates_ = [c for c, _ in pairs]
   seed = rows[0].config.seeds[0]
+  protocol, arch = FLAGS.protocol, FLAGS.arch or PROTOCOLS[FLAGS.protocol][0]
   one = reproduce.finished_rows(
       [row for _, row in common.preset_config(
           candidates, protocol, arch, [seed], FLAGS.preset, FLAGS.grid,
-          FLAGS.named)], FLAGS.rows, given)
+          FLAGS.named)], only, given)
   screen_dir = os.path.join(workdir, 'screen')
   one_title = _title(protocol, arch, one[0].config) + ' (screening)'
-  reproduce.run_each(one_title, one, FLAGS.rows, given,
+  reproduce.run_each(one_title, one, only, given,
                      first_task_dir=first_task, workdir=screen_dir)
   ranked = _write(one_title, candidates_, one, screen_dir)
   chosen = search_lib.screen_select(ranked, FLAGS.screen)
-  wanted = [i for i in chosen if not FLAGS.rows or i in FLAGS.rows]
+  wanted = [i for i in chosen if not only or i in only]
   if wanted:
     reproduce.run_each(title, rows, wanted, given, first_task_dir=first_task)
   keep = [i for i, c in enumerate(candidates_) if c.run_id in chosen]

@@ -203,3 +203,29 @@ def test_a_screened_search_spends_all_seeds_on_the_chosen_only(tmp_path):
   md = open(workdir / 'results.md').read()
   assert '**Screened:** every strategy first ran on seed 3 alone' in md
   assert f'{len(left)} ran on seed 3 only' in md
+
+
+def test_shards_split_the_strategies_between_processes(tmp_path):
+  data_dir = str(tmp_path / 'data')
+  fake_data.write_cifar10(data_dir, per_class_train=6, per_class_test=2)
+  workdir = tmp_path / 'search'
+  flags = ['--protocol=table1', '--preset=tiny', '--grid=0.5',
+           '--named=false', f'--workdir={workdir}', f'--data_dir={data_dir}',
+           '--seeds=0', '--set=data_label=fake']
+  bad, first, second, whole = binaries.run_many([
+      ('experiments.search', flags + ['--shard=2/2']),
+      ('experiments.search', flags + ['--shard=0/2']),
+      ('experiments.search', flags + ['--shard=1/2']),
+      ('experiments.search', flags)])
+  assert bad.returncode == 2
+  assert bad.stderr.strip().splitlines()[-1] == (
+      "error: --shard must be i/n with 0 <= i < n, got '2/2'")
+  assert first.returncode == second.returncode == whole.returncode == 0
+  ran = [[line.split(': ')[-1] for line in p.stderr.splitlines()
+          if line.startswith('== Strategy search')] for p in (first, second)]
+  # IR, [0.7, 0.3], [0.5, 0.5], [0.3, 0.7], [0, 1]: alternately.
+  assert ran == [['table1_arch1_ir', 'table1_arch1_0.5_0.5',
+                  'table1_arch1_0_1'],
+                 ['table1_arch1_0.7_0.3', 'table1_arch1_0.3_0.7']]
+  assert 'finished in an earlier run' in whole.stderr
+  assert not json.load(open(workdir / 'results.json'))['pending']
