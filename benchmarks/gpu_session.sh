@@ -1,7 +1,8 @@
 #!/bin/bash
 # Issue 18's Figure 5 runs on a lent GPU, then the benchmark after the
-# reference VAE. Every Figure 5 record now exists from CPU runs (reported/);
-# what a lent GPU should run first is Table 1: benchmarks/gpu_table1.sh.
+# reference VAE. Every Figure 5 record now exists from CPU runs (reported/),
+# and so does Table 1 (2026-12-06); what a lent GPU should run first is the
+# strategy searches: benchmarks/gpu_search.sh.
 # From the repo root:
 #   bash benchmarks/gpu_session.sh OUT_DIR
 # Needs .gpu/fmnist (the four Fashion-MNIST .gz files) carried beside the
