@@ -173,13 +173,30 @@ def _run(program: _Program, dataset, cifar10, extractor_dir: str,
   groups = [seeds] if batched else [[s] for s in seeds]
   progress = progress_lib.Progress(cont.num_tasks, cont.iters_per_task,
                                    len(groups))
+  # Groups that all finished earlier: this process only writes the record.
+  summarised = all(os.path.isfile(program.paths.records(g)) for g in groups)
   reference = None
   per_seed = []
   for group in groups:
     records, reference = _run_group(program, group, inputs, progress,
                                     reference)
     per_seed.extend(records)
-  return _write_record(program, per_seed, inputs, dataset, data_fingerprint)
+  return _write_record(program, per_seed, inputs, dataset, data_fingerprint,
+                       _provenance(program, summarised))
+
+
+def _provenance(program: _Program, summarised: bool) -> dict | None:
+  """The record's provenance: this process's, unless it only summarised
+  groups that finished earlier; then the earlier record's (None if it had
+  none), so that rewriting a finished run's record (a search that meets a
+  finished row) does not claim its training for this command and code."""
+  if not summarised or not os.path.isfile(program.paths.results_json):
+    return machine.provenance()
+  try:
+    with open(program.paths.results_json) as fh:
+      return json.load(fh).get('provenance')
+  except (OSError, ValueError, AttributeError):
+    return machine.provenance()
 
 
 def _strategy_line(config: config_lib.RunConfig) -> str:
@@ -374,7 +391,8 @@ def _seed_timing(result: continual.Result, elapsed: float, group_size: int
 
 
 def _write_record(program: _Program, per_seed: list[dict], inputs: _Inputs,
-                  dataset, data_fingerprint: str) -> dict:
+                  dataset, data_fingerprint: str,
+                  provenance: dict | None) -> dict:
   """Summarises the seeds into `results.json` and `results.md`."""
   config, cont = program.config, program.config.continual
   meta = inputs.extractor_meta
@@ -389,7 +407,7 @@ def _write_record(program: _Program, per_seed: list[dict], inputs: _Inputs,
              'data_fingerprint': data_fingerprint,
              'devices': (1 if program.mesh is None
                          else int(program.mesh.devices.size)),
-             'provenance': machine.provenance()},
+             **({'provenance': provenance} if provenance else {})},
       name=config.name, replays=replay_kinds.get(cont.replay).replays)
   timing = record['timing']
   if meta and 'wall_time_s' in meta:

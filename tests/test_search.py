@@ -97,13 +97,17 @@ def test_search_binary_runs_ranks_and_resumes(tmp_path):
   assert '**Not comparable with the paper:** tiny preset' in md
   for fmt in ('png', 'pdf'):
     assert os.path.getsize(os.path.join(workdir, 'figures', f'pareto.{fmt}'))
-  # Rerun: the finished runs are taken as they are, the table rewritten.
+  # Rerun: the finished runs are taken as they are, the table rewritten;
+  # a row's record keeps the provenance of the process that trained it.
+  row_json = os.path.join(workdir, 'table1_arch1_ir', 'results.json')
+  trained_by = json.load(open(row_json))['provenance']
   again, = binaries.run_many([
       ('experiments.search',
        flags + ['--rows=table1_arch1_ir,table1_arch1_0_1'])])
   assert again.returncode == 0, again.stderr[-2000:]
   assert 'finished in an earlier run' in again.stderr
   assert json.load(open(os.path.join(workdir, 'results.json'))) == table
+  assert json.load(open(row_json))['provenance'] == trained_by
 
 
 def _without_timing(path):
