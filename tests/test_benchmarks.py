@@ -114,3 +114,16 @@ def test_pretrain_benchmark_reports_the_floor_and_the_parts():
       'batch', 'extractor_forward', 'extractor_forward_backward',
       'dense_forward_backward', 'optimizer', 'step'}
   assert all(v > 0 for v in record['parts_ms'].values())
+
+
+def test_the_shell_scripts_parse():
+  # The GPU scripts run where a mistake costs a lent machine's minutes.
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  scripts = [os.path.join(d, f) for d in ('benchmarks', 'reported')
+             for f in sorted(os.listdir(os.path.join(root, d)))
+             if f.endswith('.sh')]
+  assert len(scripts) >= 5
+  for script in scripts:
+    proc = subprocess.run(['bash', '-n', os.path.join(root, script)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, (script, proc.stderr)
