@@ -181,7 +181,9 @@ def write(workdir: str, title: str, rows: list[dict], pending: list[str],
   lines += ['', 'vs IR: the mean over the seeds both ran of the accuracy '
             "difference to IR, +- its SEM. Front: no other strategy is at "
             'least as accurate at no more R (exact). Replay GFLOP: XLA\'s '
-            "count for the classifier's update from one replay batch.", '']
+            "count for the classifier's update from one replay batch. Wall "
+            'time: training over every process, as if run alone (a strategy '
+            'that took task 1 from another counts that task 1).', '']
   if pending:
     lines += [f'Not finished yet ({len(pending)}): ' + ', '.join(pending),
               '']
