@@ -233,3 +233,29 @@ def test_shards_split_the_strategies_between_processes(tmp_path):
                  ['table1_arch1_0.7_0.3', 'table1_arch1_0.3_0.7']]
   assert 'finished in an earlier run' in whole.stderr
   assert not json.load(open(workdir / 'results.json'))['pending']
+
+
+def test_collect_search_copies_what_the_search_ran(tmp_path, monkeypatch):
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  spec = importlib.util.spec_from_file_location(
+      'collect_search', os.path.join(root, 'reported', 'collect_search.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  monkeypatch.setattr(module, 'HERE', str(tmp_path / 'reported'))
+  work = tmp_path / 'search'
+  records = {
+      'ran': {'provenance': {'command': 'python -m experiments.search x'}},
+      'shared': {},  # a finished Table 1 row the search took as it was
+      'elsewhere': {'provenance': {'command': 'python -m experiments.'
+                                              'reproduce table1'}}}
+  for run_id, record in records.items():
+    (work / run_id).mkdir(parents=True)
+    (work / run_id / 'results.json').write_text(json.dumps(record))
+  (work / 'screen' / 'x').mkdir(parents=True)
+  (work / 'results.md').write_text('# ranking')
+  assert module.collect(str(work), 'search_x') == ['ran']
+  out = tmp_path / 'reported' / 'search_x'
+  assert sorted(os.listdir(out)) == ['SHARED.md', 'ran.json', 'results.md']
+  assert '`elsewhere`' in (out / 'SHARED.md').read_text()
+  assert '`shared`' in (out / 'SHARED.md').read_text()
