@@ -47,21 +47,24 @@ class FirstTaskStore:
     """Whether a complete snapshot exists for `seeds`."""
     return os.path.isfile(os.path.join(self._group(seeds), _IDENTITY))
 
-  def matches(self, seeds: Sequence[int], identity: dict) -> bool:
-    """Whether the snapshot for `seeds` exists and has this identity."""
+  def _info(self, seeds: Sequence[int]) -> dict | None:
+    """The snapshot's identity.json for `seeds`, or None (absent, cut
+    short or unreadable)."""
     try:
       with open(os.path.join(self._group(seeds), _IDENTITY)) as fh:
-        return json.load(fh)['identity'] == identity
-    except (OSError, ValueError, KeyError, TypeError):
-      return False
+        info = json.load(fh)
+      return info if isinstance(info, dict) else None
+    except (OSError, ValueError):
+      return None
+
+  def matches(self, seeds: Sequence[int], identity: dict) -> bool:
+    """Whether the snapshot for `seeds` exists and has this identity."""
+    info = self._info(seeds)
+    return info is not None and info.get('identity') == identity
 
   def source(self, seeds: Sequence[int]) -> str | None:
     """The run directory the snapshot for `seeds` was taken from."""
-    try:
-      with open(os.path.join(self._group(seeds), _IDENTITY)) as fh:
-        return json.load(fh)['source']
-    except (OSError, ValueError, KeyError, TypeError):
-      return None
+    return (self._info(seeds) or {}).get('source')
 
   def take(self, seeds: Sequence[int], identity: dict, checkpoint_dir: str,
            logs_dir: str, source: str) -> None:
@@ -108,8 +111,7 @@ class FirstTaskStore:
         or os.path.exists(os.path.join(checkpoint_dir, 'latest.json'))):
       return False
     group = self._group(seeds)
-    with open(os.path.join(group, _IDENTITY)) as fh:
-      latest = json.load(fh)['latest']
+    latest = self._info(seeds)['latest']
     os.makedirs(checkpoint_dir, exist_ok=True)
     name = os.path.join(checkpoint_dir, latest['name'])
     shutil.rmtree(name, ignore_errors=True)
