@@ -182,21 +182,28 @@ def _run(program: _Program, dataset, cifar10, extractor_dir: str,
                                     reference)
     per_seed.extend(records)
   return _write_record(program, per_seed, inputs, dataset, data_fingerprint,
-                       _provenance(program, summarised))
+                       _earlier_record(program) if summarised else None)
 
 
-def _provenance(program: _Program, summarised: bool) -> dict | None:
-  """The record's provenance: this process's, unless it only summarised
-  groups that finished earlier; then the earlier record's (None if it had
-  none), so that rewriting a finished run's record (a search that meets a
-  finished row) does not claim its training for this command and code."""
-  if not summarised or not os.path.isfile(program.paths.results_json):
-    return machine.provenance()
+# What a record says about the process that made it: where a process only
+# summarises groups that finished earlier, these keep the earlier record's
+# values.
+_PROCESS_TIMING = ('extractor_this_program_s', 'program_s')
+
+
+def _earlier_record(program: _Program) -> dict | None:
+  """The run's earlier record, or None if there is none (or it is
+  unreadable). A process that only summarises finished groups keeps its
+  provenance and program timing (`_PROCESS_TIMING`), so that rewriting a
+  finished run's record (a search that meets a finished row) does not
+  claim its training for this command and code, or time this process as
+  the run's program."""
   try:
     with open(program.paths.results_json) as fh:
-      return json.load(fh).get('provenance')
-  except (OSError, ValueError, AttributeError):
-    return machine.provenance()
+      record = json.load(fh)
+  except (OSError, ValueError):
+    return None
+  return record if isinstance(record, dict) else None
 
 
 def _strategy_line(config: config_lib.RunConfig) -> str:
@@ -392,10 +399,13 @@ def _seed_timing(result: continual.Result, elapsed: float, group_size: int
 
 def _write_record(program: _Program, per_seed: list[dict], inputs: _Inputs,
                   dataset, data_fingerprint: str,
-                  provenance: dict | None) -> dict:
-  """Summarises the seeds into `results.json` and `results.md`."""
+                  earlier: dict | None) -> dict:
+  """Summarises the seeds into `results.json` and `results.md`; `earlier`:
+  the record this process only rewrites (`_earlier_record`), or None."""
   config, cont = program.config, program.config.continual
   meta = inputs.extractor_meta
+  provenance = (earlier.get('provenance') if earlier is not None
+                else machine.provenance())
   record = results_lib.summarise(
       config.protocol, config_lib.to_json(config), config.arch,
       cont.strategy, config.seeds, per_seed,
@@ -414,6 +424,12 @@ def _write_record(program: _Program, per_seed: list[dict], inputs: _Inputs,
     timing['extractor_wall_time_s'] = meta['wall_time_s']
   timing['extractor_this_program_s'] = inputs.pretrain_s
   timing['program_s'] = time.perf_counter() - program.start
+  if earlier is not None:
+    before = earlier.get('timing')
+    before = before if isinstance(before, dict) else {}
+    for name in _PROCESS_TIMING:
+      if name in before:
+        timing[name] = before[name]
   results_lib.write(program.paths.root, record)
   prepare.log(f'{record["strategy_name"]}: {100 * record["average_accuracy_mean"]:.2f}'
       f'% +- {100 * record["average_accuracy_sem"]:.2f}% over '

@@ -98,9 +98,11 @@ def test_search_binary_runs_ranks_and_resumes(tmp_path):
   for fmt in ('png', 'pdf'):
     assert os.path.getsize(os.path.join(workdir, 'figures', f'pareto.{fmt}'))
   # Rerun: the finished runs are taken as they are, the table rewritten;
-  # a row's record keeps the provenance of the process that trained it.
+  # a row's record keeps the provenance and program time of the process
+  # that trained it.
   row_json = os.path.join(workdir, 'table1_arch1_ir', 'results.json')
   trained_by = json.load(open(row_json))['provenance']
+  timing = json.load(open(row_json))['timing']
   again, = binaries.run_many([
       ('experiments.search',
        flags + ['--rows=table1_arch1_ir,table1_arch1_0_1'])])
@@ -108,6 +110,7 @@ def test_search_binary_runs_ranks_and_resumes(tmp_path):
   assert 'finished in an earlier run' in again.stderr
   assert json.load(open(os.path.join(workdir, 'results.json'))) == table
   assert json.load(open(row_json))['provenance'] == trained_by
+  assert json.load(open(row_json))['timing'] == timing
 
 
 def _without_timing(path):

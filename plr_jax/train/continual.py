@@ -20,6 +20,7 @@ import numpy as np
 from plr_jax.io import checkpoint as checkpoint_lib
 from plr_jax.io import interrupts
 from plr_jax.models import inference
+from plr_jax.train import frozen_inputs
 from plr_jax.train import run_progress
 from plr_jax.train import sharding
 from plr_jax.train import steps
@@ -190,8 +191,9 @@ def run_seeds(config: ContinualConfig, train: tuple[np.ndarray, np.ndarray],
       progress = run_progress.RunProgress.unpack(arrays, len(seeds), first_task)
       hooks.call('on_resume', first_task, first_done)
   loop = _TaskLoop(config=config, run_chunk=run_chunk, features=features,
-                   labels=labels, seeds=seeds, batched=batched,
-                   checkpoints=checkpoints, hooks=hooks, progress=progress)
+                   labels=labels, host_data=train, mesh=mesh, seeds=seeds,
+                   batched=batched, checkpoints=checkpoints, hooks=hooks,
+                   progress=progress)
   for t in range(first_task, config.num_tasks + 1):
     data = task_data(config, splits, seeds, t, batched)
     state = loop.train(state, data, t, first_done if t == first_task else 0)
@@ -250,12 +252,14 @@ def check_data(config: ContinualConfig, data: tuple[np.ndarray, np.ndarray],
 @dataclasses.dataclass(frozen=True)
 class _TaskLoop:
   """What every task of a `run_seeds` call shares: its configuration, the
-  compiled chunk, the data on the device, the seeds, checkpoints, hooks and
-  the results so far."""
+  compiled chunk, the data on the device (and on the host), the mesh, the
+  seeds, checkpoints, hooks and the results so far."""
   config: ContinualConfig
   run_chunk: ChunkRunner
   features: jax.Array
   labels: jax.Array
+  host_data: tuple[np.ndarray, np.ndarray]
+  mesh: jax.sharding.Mesh | None
   seeds: list[int]
   batched: bool
   checkpoints: checkpoint_lib.RunCheckpointer | None
@@ -268,12 +272,18 @@ class _TaskLoop:
     due."""
     config, checkpoints, hooks = self.config, self.checkpoints, self.hooks
     every = checkpoints.every if checkpoints is not None else 0
+    run_chunk, features, labels = self.run_chunk, self.features, self.labels
+    if done < config.iters_per_task and frozen_inputs.applies(config, task):
+      features, labels, data = frozen_inputs.task_inputs(
+          config, state.classifier.params, *self.host_data,
+          data, self.batched, self.mesh)
+      run_chunk = make_chunk_runner(frozen_inputs.features_config(config),
+                                    self.batched, self.mesh)
     while done < config.iters_per_task:
-      length = min(self.run_chunk.chunk_size, config.iters_per_task - done)
+      length = min(run_chunk.chunk_size, config.iters_per_task - done)
       if every:
         length = min(length, every - done % every)
-      state, metrics = self.run_chunk(state, self.features, self.labels, data,
-                                      length)
+      state, metrics = run_chunk(state, features, labels, data, length)
       metrics = sharding.to_host(metrics)
       _check_finite(metrics, task, done, self.seeds, self.batched,
                     checkpoints)

@@ -40,13 +40,17 @@ class ContinualConfig:
   # Iterations unrolled per step of the task loop's scan (how it compiles,
   # not what it computes).
   scan_unroll: int = 1
+  # Images with the extractor frozen: extract each task's rows once and run
+  # the task on those features (`train.frozen_inputs`), rather than
+  # convolving every batch; the same rows and level-0 values.
+  cache_frozen_features: bool = True
   # Which class permutation defines the tasks (see `class_order`); the
   # dataset's name matters to the authors' rule.
   class_order_rule: str = 'authors'
   dataset: str | None = None
 
   # Fields that change how the loop executes, not what it computes.
-  LOOP_FIELDS = ('chunk_size', 'scan_unroll')
+  LOOP_FIELDS = ('chunk_size', 'scan_unroll', 'cache_frozen_features')
 
   def __post_init__(self):
     # Each check raises `errors.FieldError` naming its field, so a binary

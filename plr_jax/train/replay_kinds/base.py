@@ -27,11 +27,16 @@ class ReplayKind:
       mFID scores, whose reconstruction levels `recon_levels` chooses).
     replays: the kind replays anything (a run that replays nothing costs no
       replay: its R is 0).
+    frozen_extractor_cacheable: the step sees the training images only
+      through the classifier's extractor and keeps no rows, so once the
+      extractor is frozen a task can run on its rows' features computed
+      once (`train.frozen_inputs`).
   """
   name: str = ''
   description: str = ''
   generates_features: bool = False
   replays: bool = True
+  frozen_extractor_cacheable: bool = False
 
   def validate(self, config) -> None:
     """Raises ValueError where `config` does not suit the kind."""

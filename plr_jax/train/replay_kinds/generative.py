@@ -11,6 +11,7 @@ class Generative(base.ReplayKind):
   description = ('a VAE generates features of the earlier classes at every '
                  'level (the paper)')
   generates_features = True
+  frozen_extractor_cacheable = True
 
   def strategy_in_first_task(self, config):
     # The generator learns only the levels the strategy replays at.

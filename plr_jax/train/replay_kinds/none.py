@@ -15,6 +15,7 @@ class NoReplay(base.ReplayKind):
   name = 'none'
   description = 'no replay: fine-tuning on each task alone (the lower bound)'
   replays = False
+  frozen_extractor_cacheable = True
 
   def validate(self, config):
     if config.inputs == 'images' and config.arch.conv_batch_norm:
