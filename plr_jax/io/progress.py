@@ -5,6 +5,10 @@ prints at most once per `interval_s` seconds, and always at the end of a task.
 The rate, and the time left from it, are the steady state's: the first chunk
 of every task (which pays for compilation, the previous task's evaluation and
 checkpoint) does not count towards them while later chunks have been timed.
+Once the current task has steady chunks, its own rate is the one reported
+and extrapolated: tasks run at different paces (a replaying task is slower
+than task 1; once an extractor is frozen, several times faster), and the
+later tasks are like the current one, not like the average so far.
 """
 
 import sys
@@ -37,6 +41,7 @@ class Progress:
     self._previous = None  # (time, run label, task, iterations done)
     self._first_seen = False
     self._steady = [0.0, 0]  # seconds and iterations of steady chunks
+    self._task_steady = [0.0, 0]  # the same, of the current task only
     self._later = [0.0, 0]  # every chunk after this process's first
 
   def start_run(self, label: str) -> None:
@@ -61,6 +66,8 @@ class Progress:
       seconds, iterations = now - then, done - previous_done
       first_of_task = label != self.label or previous_task != task
     self._previous = (now, self.label, task, done)
+    if first_of_task:
+      self._task_steady = [0.0, 0]
     if iterations <= 0:
       return
     if not self._first_seen:
@@ -69,15 +76,19 @@ class Progress:
       self._later[0] += seconds
       self._later[1] += iterations
     if not first_of_task:
-      self._steady[0] += seconds
-      self._steady[1] += iterations
+      for kept in (self._steady, self._task_steady):
+        kept[0] += seconds
+        kept[1] += iterations
 
   @property
   def rate(self) -> float | None:
-    """Iterations per second of the steady state (chunks after a task's
-    first; until there is one, every chunk after the process's first, which
-    compiled); None before any such chunk."""
-    seconds, iterations = self._steady if self._steady[1] else self._later
+    """Iterations per second of the steady state: the current task's
+    chunks after its first; until there is one, those of every task so far;
+    until there is one, every chunk after the process's first, which
+    compiled. None before any such chunk."""
+    seconds, iterations = next(
+        (kept for kept in (self._task_steady, self._steady) if kept[1]),
+        self._later)
     return iterations / max(seconds, 1e-9) if iterations else None
 
   def __call__(self, task: int, done_in_task: int) -> None:
