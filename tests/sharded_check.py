@@ -34,6 +34,17 @@ def main():
     chex.assert_trees_all_close(both[0].state.classifier.params,
                                 single.state.classifier.params,
                                 rtol=1e-3, atol=1e-4)
+  # Images, the extractor frozen after task 1: tasks 2-3 run on features
+  # extracted once and replicated over the mesh (`train.frozen_inputs`).
+  images = test_continual._tiny3_images()  # pylint: disable=protected-access
+  config = continual.ContinualConfig(
+      arch=test_continual.TINY3, strategy=(0.5, 0.3, 0.2), num_tasks=3,
+      iters_per_task=10, batch_size=8, replay_size=8, learning_rate=3e-3,
+      chunk_size=5, inputs='images', extractor_trainable_until=1,
+      recon_levels='only_last_layer')
+  single = continual.run(config, images, images, 0)
+  spread = continual.run(config, images, images, 0, mesh=sharding.data_mesh())
+  test_continual.assert_results_close(spread, single)
   print('sharded runs match')
   return 0
 
