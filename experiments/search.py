@@ -99,8 +99,15 @@ def _config(protocol: str, arch: str, strategy, seeds, preset: str):
 
 def candidates(protocol: str, arch: str, seeds, preset: str, grid: float,
                named: bool) -> list[tuple[search_lib.Candidate, object]]:
-  """IR, the paper's strategies, the named rules and the grid, each once
-  (the first origin wins), with its `presets.Row`."""
+  """IR, the paper's strategies, the named rules and the grid, each once,
+  with its `presets.Row`.
+
+  Two strategies that split the replay batch into the same rows per level
+  (`strategy.split_batch`; cumulative_weights [0.3985, 0.6015] and [0.4,
+  0.6] both give ARCH1 102 + 154 of 256 rows) compute the same run: the
+  first (IR, the paper's, the rules, the grid, in that order) runs, named
+  for both ("cumulative_weights = S=[0.4, 0.6]").
+  """
   base = _config(protocol, arch, 'ir', seeds, preset)
   network = base.arch
   wanted = [('ir', 'ir', 'IR')]
@@ -114,13 +121,9 @@ def candidates(protocol: str, arch: str, seeds, preset: str, grid: float,
     except ValueError as e:
       raise common.FlagError(f'--grid: {e}') from None
     wanted += [(point, 'grid', None) for point in points]
-  out, seen = [], set()
+  out = []
   for strategy, origin, name in wanted:
     fractions = presets.strategy_of(strategy, network)
-    key = tuple(round(f, 9) for f in fractions)
-    if key in seen:
-      continue
-    seen.add(key)
     label = name or results_lib.strategy_name(fractions)
     suffix = name if origin == 'rule' else presets.strategy_id(fractions)
     run_id = f'{protocol}_{arch}_{suffix}'
@@ -128,7 +131,7 @@ def candidates(protocol: str, arch: str, seeds, preset: str, grid: float,
                   seeds, preset)
     out.append((search_lib.Candidate(run_id, label, fractions, origin),
                 presets.Row(run_id, cfg)))
-  return out
+  return search_lib.merge_alike(out, base.continual.replay_size)
 
 
 def _seconds_per_iteration(cfg, strategy, task: int) -> float:

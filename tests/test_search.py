@@ -174,6 +174,28 @@ def _row(run_id, origin, vs_ir, pareto):
           'pareto': pareto}
 
 
+def test_strategies_that_split_the_replay_batch_alike_run_once():
+  """ARCH1's cumulative_weights [0.3985, 0.6015] and the grid's [0.4, 0.6]
+  give 102 + 154 of 256 rows: one run, named for both; a grid point equal
+  to IR adds no name; a level used by one and not the other keeps both."""
+  arch1 = arch_lib.with_classes(arch_lib.get_arch('arch1'), 10)  # Table 1
+  rule = strategy.named_strategy('cumulative_weights', arch1)
+  entries = [(search.Candidate('ir', 'IR', (1.0, 0.0), 'ir'), 0),
+             (search.Candidate('cw', 'cumulative_weights', rule, 'rule'), 1),
+             (search.Candidate('g1', 'S=[1, 0]', (1.0, 0.0), 'grid'), 2),
+             (search.Candidate('g4', 'S=[0.4, 0.6]', (0.4, 0.6), 'grid'), 3),
+             (search.Candidate('g5', 'S=[0.5, 0.5]', (0.5, 0.5), 'grid'), 4)]
+  merged = search.merge_alike(entries, 256)
+  assert [(c.run_id, c.name, extra) for c, extra in merged] == [
+      ('ir', 'IR', 0), ('cw', 'cumulative_weights = S=[0.4, 0.6]', 1),
+      ('g5', 'S=[0.5, 0.5]', 4)]
+  # 1 replayed row in 1000 at level 1 is no row of 256, but a generator
+  # that learns the used levels learns level 1: not the same run as IR.
+  tiny_share = search.Candidate('t', 'S=[0.999, 0.001]', (0.999, 0.001),
+                                'grid')
+  assert len(search.merge_alike(entries[:1] + [(tiny_share, 5)], 256)) == 2
+
+
 def test_screen_keeps_ir_the_paper_the_close_and_the_front():
   rows = [_row('ir', 'ir', 0.0, False), _row('paper', 'paper', -0.09, False),
           _row('close', 'grid', -0.019, False),
@@ -195,9 +217,12 @@ def test_a_screened_search_spends_all_seeds_on_the_chosen_only(tmp_path):
       '--set=data_label=fake', '--screen=-1'])])
   assert ran.returncode == 0, ran.stderr[-2000:]
   screen = json.load(open(workdir / 'screen' / 'results.json'))
-  # IR, the paper's 3, 4 rules (`basic` is IR), the grid's [0.75, 0.25],
-  # [0.25, 0.75] and [0, 1].
-  assert len(screen['rows']) == 11 and not screen['pending']
+  # IR, the paper's 3, 3 rules (`basic` is IR; input_size splits the 32-row
+  # replay batch as cumulative_weights does, 13 + 19, and runs as it), the
+  # grid's [0.75, 0.25], [0.25, 0.75] and [0, 1].
+  assert len(screen['rows']) == 10 and not screen['pending']
+  assert 'cumulative_weights = input_size' in [r['name']
+                                               for r in screen['rows']]
   assert all(r['seeds'] == [3] for r in screen['rows'])
   chosen = search.screen_select(screen['rows'], -1.0)
   table = json.load(open(workdir / 'results.json'))

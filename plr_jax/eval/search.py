@@ -5,6 +5,7 @@ same seeds, its replay cost, and the Pareto front of accuracy against cost
 import dataclasses
 import json
 import os
+from typing import Any, Sequence
 
 import jax
 import numpy as np
@@ -17,6 +18,7 @@ from plr_jax.models import init as model_init
 from plr_jax.train import optim
 from plr_jax.train import replay as replay_lib
 from plr_jax.train import steps
+from plr_jax.train import strategy as strategy_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +36,34 @@ class Candidate:
   name: str
   strategy: tuple[float, ...]
   origin: str
+
+
+def merge_alike(entries: Sequence[tuple[Candidate, Any]], replay_size: int
+                ) -> list[tuple[Candidate, Any]]:
+  """`entries` ((candidate, anything) pairs) with each run computed once.
+
+  Two strategies compute the same run when they split the replay batch into
+  the same rows per level (`strategy.split_batch`) and use the same levels
+  (a generator with `recon_levels=used` learns those): ARCH1's
+  cumulative_weights [0.3985, 0.6015] and [0.4, 0.6] both give 102 + 154
+  of 256 rows. The first entry of such a group stays, named for all of them
+  ("cumulative_weights = S=[0.4, 0.6]"; equal fractions add no name).
+  """
+  out, index = [], {}
+  for candidate, extra in entries:
+    key = (strategy_lib.split_batch(candidate.strategy, replay_size),
+           tuple(f > 0 for f in candidate.strategy))
+    if key not in index:
+      index[key] = len(out)
+      out.append((candidate, extra))
+      continue
+    kept, kept_extra = out[index[key]]
+    same = all(abs(a - b) < 1e-9
+               for a, b in zip(kept.strategy, candidate.strategy))
+    if not same and candidate.name not in kept.name.split(' = '):
+      out[index[key]] = (dataclasses.replace(
+          kept, name=f'{kept.name} = {candidate.name}'), kept_extra)
+  return out
 
 
 def replay_flops(arch: arch_lib.ArchConfig, strategy, replay_size: int
