@@ -287,3 +287,16 @@ def test_collect_search_copies_what_the_search_ran(tmp_path, monkeypatch):
   assert sorted(os.listdir(out)) == ['SHARED.md', 'ran.json', 'results.md']
   assert '`elsewhere`' in (out / 'SHARED.md').read_text()
   assert '`shared`' in (out / 'SHARED.md').read_text()
+
+
+def test_the_same_ranking_draws_the_same_files(tmp_path):
+  """A rerun of a search leaves its committed figure unchanged: the PDF
+  carries no creation date."""
+  from plr_jax.eval import plots  # pylint: disable=g-import-not-at-top
+  rows = json.load(open(os.path.join(
+      os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+      'reported', 'search_table1_arch1', 'results.json')))['rows']
+  first = plots.pareto_figure(rows, str(tmp_path / 'a'), 'a search')
+  second = plots.pareto_figure(rows, str(tmp_path / 'b'), 'a search')
+  for a, b in zip(first, second):
+    assert open(a, 'rb').read() == open(b, 'rb').read(), a

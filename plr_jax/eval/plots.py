@@ -228,10 +228,13 @@ def pareto_figure(rows: list[dict], stem: str, title_text: str,
 
 
 def _save(fig, stem: str, formats) -> list[str]:
+  """Writes `fig` in each format; a PDF carries no creation date, so the
+  same figure is the same file (a rerun leaves a committed one unchanged)."""
   paths = []
   for fmt in formats:
     paths.append(f'{stem}.{fmt}')
-    fig.savefig(paths[-1], dpi=120, bbox_inches='tight')
+    metadata = {'CreationDate': None} if fmt == 'pdf' else None
+    fig.savefig(paths[-1], dpi=120, bbox_inches='tight', metadata=metadata)
   plt.close(fig)
   return paths
 
