@@ -159,12 +159,11 @@ def _seconds_per_iteration(cfg, strategy, task: int) -> float:
     state = steps.end_task(state)
   runner = continual.make_chunk_runner(cont, batched)
   y = jnp.asarray(labels, jnp.int32)
-  if frozen_inputs.applies(cont, task):
-    # As the run: the frozen extractor's features once, then dense work.
-    x, y, data = frozen_inputs.task_inputs(
-        cont, state.classifier.params, np.asarray(x), labels, data, batched)
-    runner = continual.make_chunk_runner(frozen_inputs.features_config(cont),
-                                         batched)
+  # As the run: a frozen extractor's features once, then dense work.
+  cached = frozen_inputs.cached_task(cont, task, state.classifier.params,
+                                     np.asarray(x), labels, data, batched)
+  if cached:
+    runner, x, y, data = cached
   with jax.default_matmul_precision(cfg.precision):
     # The same (static) length as the timed chunk: one compilation, before
     # the clock starts.

@@ -273,12 +273,11 @@ class _TaskLoop:
     config, checkpoints, hooks = self.config, self.checkpoints, self.hooks
     every = checkpoints.every if checkpoints is not None else 0
     run_chunk, features, labels = self.run_chunk, self.features, self.labels
-    if done < config.iters_per_task and frozen_inputs.applies(config, task):
-      features, labels, data = frozen_inputs.task_inputs(
-          config, state.classifier.params, *self.host_data,
-          data, self.batched, self.mesh)
-      run_chunk = make_chunk_runner(frozen_inputs.features_config(config),
-                                    self.batched, self.mesh)
+    cached = (done < config.iters_per_task and frozen_inputs.cached_task(
+        config, task, state.classifier.params, *self.host_data, data,
+        self.batched, self.mesh))
+    if cached:
+      run_chunk, features, labels, data = cached
     while done < config.iters_per_task:
       length = min(run_chunk.chunk_size, config.iters_per_task - done)
       if every:

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from plr_jax.models import inference
+from plr_jax.train import chunks
 from plr_jax.train import replay_kinds
 from plr_jax.train import sharding
 from plr_jax.train.continual_config import ContinualConfig
@@ -49,6 +50,21 @@ def features_config(config: ContinualConfig) -> ContinualConfig:
   """The run as a features run (what the cached tasks compute with)."""
   return dataclasses.replace(config, inputs='features',
                              extractor_trainable_until=None)
+
+
+def cached_task(config: ContinualConfig, task: int, classifier_params,
+                images, labels, data: TaskData, batched: bool,
+                mesh: jax.sharding.Mesh | None = None):
+  """How 1-based `task` runs on cached features, or None where it does not
+  (`applies`): `(run_chunk, features, labels, data)`, the chunk runner of
+  `features_config(config)` and its inputs (`task_inputs`; arguments as
+  there)."""
+  if not applies(config, task):
+    return None
+  features, task_labels, data = task_inputs(
+      config, classifier_params, images, labels, data, batched, mesh)
+  run_chunk = chunks.make_chunk_runner(features_config(config), batched, mesh)
+  return run_chunk, features, task_labels, data
 
 
 def task_inputs(config: ContinualConfig, classifier_params, images,
